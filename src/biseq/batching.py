@@ -1,0 +1,100 @@
+"""Batches with length buckets and masks.
+
+Examples are grouped by (source width, target width) buckets so padding waste
+stays small while the number of distinct tensor shapes (each one a compilation
+on JAX) stays bounded. Every batch has exactly ``batch_size`` rows; a short
+last batch is filled with all-padding rows whose weights are zero.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from biseq.corpus import Entry
+from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+BUCKET_WIDTHS = (4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def bucket_width(length: int) -> int:
+    """The smallest bucket width that holds ``length`` tokens."""
+    i = bisect.bisect_left(BUCKET_WIDTHS, length)
+    return BUCKET_WIDTHS[i] if i < len(BUCKET_WIDTHS) else length
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One padded batch.
+
+    Attributes:
+        source: ``[B, S]`` int32 source ids, 0-padded on the right.
+        decoder_input: ``[B, T]`` int32, ``<s>`` then the target (teacher forcing).
+        decoder_target: ``[B, T]`` int32, the target then ``</s>``.
+        weight: ``[B, T]`` float32, 1 where ``decoder_target`` is a real token, else 0.
+    """
+
+    source: np.ndarray
+    decoder_input: np.ndarray
+    decoder_target: np.ndarray
+    weight: np.ndarray
+
+
+def pad_ids(rows: Sequence[Sequence[int]], width: int, rows_total: int | None = None) -> np.ndarray:
+    """``[rows_total, width]`` int32 array of ``rows`` padded with 0 on the right."""
+    out = np.full((rows_total or len(rows), width), PAD_ID, dtype=np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def encode_pairs(entries: Sequence[Entry], source_vocab: Vocabulary,
+                 target_vocab: Vocabulary) -> list[tuple[list[int], list[int]]]:
+    """One (source ids, target ids) pair per reference of each entry."""
+    return [
+        (source_vocab.encode(e.source, warn=False), target_vocab.encode(t, warn=False))
+        for e in entries
+        for t in e.targets
+    ]
+
+
+def make_batches(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,
+                 rng: np.random.Generator | None = None) -> list[Batch]:
+    """Bucket ``pairs`` by (source width, target width) and cut them into padded batches.
+
+    With ``rng`` the pairs are shuffled within buckets and the batch order is
+    shuffled; without it the order is deterministic.
+    """
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for index, (source, target) in enumerate(pairs):
+        key = (bucket_width(len(source)), bucket_width(len(target) + 1))
+        buckets.setdefault(key, []).append(index)
+    batches = []
+    for (s_width, t_width), indices in sorted(buckets.items()):
+        if rng is not None:
+            rng.shuffle(indices)
+        for start in range(0, len(indices), batch_size):
+            chunk = [pairs[i] for i in indices[start : start + batch_size]]
+            targets = [t for _, t in chunk]
+            weight = np.zeros((batch_size, t_width), dtype=np.float32)
+            for row, target in enumerate(targets):
+                weight[row, : len(target) + 1] = 1.0
+            batches.append(Batch(
+                source=pad_ids([s for s, _ in chunk], s_width, batch_size),
+                decoder_input=pad_ids([[BOS_ID, *t] for t in targets], t_width, batch_size),
+                decoder_target=pad_ids([[*t, EOS_ID] for t in targets], t_width, batch_size),
+                weight=weight,
+            ))
+    if rng is not None:
+        order = rng.permutation(len(batches))
+        batches = [batches[i] for i in order]
+    return batches
+
+
+def padding_share(batches: Sequence[Batch]) -> float:
+    """Share of target positions that are padding, in percent (0 for no batches)."""
+    total = sum(b.weight.size for b in batches)
+    return 0.0 if total == 0 else 100.0 * (1 - sum(float(b.weight.sum()) for b in batches) / total)

@@ -1,0 +1,219 @@
+"""Typed, frozen configuration objects.
+
+Every config is a frozen dataclass. ``from_dict`` rejects unknown keys with an
+error that names the key and the keys that are accepted, so a typo in a config
+file never passes silently. ``Config.load`` reads JSON or TOML files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+RecurrentKind = Literal["lstm", "bilstm", "gru", "bigru"]
+BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
+AttentionKind = Literal["none", "luong", "bahdanau"]
+Split = Literal["char", "space"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message says which."""
+
+
+def _check_literal(owner: str, name: str, value: Any, hint: Any) -> None:
+    allowed = get_args(hint)
+    if allowed and getattr(hint, "__origin__", None) is Literal and value not in allowed:
+        raise ConfigError(
+            f"{owner}.{name} must be one of {list(allowed)}. Received: {value!r}"
+        )
+
+
+class _Section:
+    """Mixin: construction from a dict that rejects unknown keys, and validation."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, *, where: str = "") -> Any:
+        data = dict(data or {})
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            at = f" in {where}" if where else ""
+            raise ConfigError(
+                f"Unknown key(s) {unknown} for [{cls.section}]{at}. "  # type: ignore[attr-defined]
+                f"Accepted keys: {sorted(fields)}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            _check_literal(self.section, f.name, value, hints[f.name])  # type: ignore[attr-defined]
+            if hints[f.name] is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{self.section}.{f.name} must be an integer. Received: {value!r}")  # type: ignore[attr-defined]
+            if hints[f.name] is float and not isinstance(value, (int, float)):
+                raise ConfigError(f"{self.section}.{f.name} must be a number. Received: {value!r}")  # type: ignore[attr-defined]
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses override."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig(_Section):
+    """Where the data comes from and how lines become tokens.
+
+    ``path`` empty means the embedded CMU Pronouncing Dictionary. ``format`` is
+    ``cmudict`` (``word PH1 PH2``, alternates as ``word(2)``) or ``tsv``
+    (``source<TAB>target``). Splits are by a seeded hash of the source, so one
+    source string is never in two splits.
+    """
+
+    section = "data"
+    path: str = ""
+    format: Literal["cmudict", "tsv"] = "cmudict"
+    source_split: Split = "char"
+    target_split: Split = "space"
+    strip_stress: bool = True
+    lowercase: bool = False
+    dev_path: str = ""
+    dev_fraction: float = 0.05
+    test_fraction: float = 0.05
+    split_seed: int = 13
+    max_source_length: int = 64
+    max_target_length: int = 64
+
+    def validate(self) -> None:
+        if not 0 <= self.dev_fraction < 1 or not 0 <= self.test_fraction < 1:
+            raise ConfigError(
+                "data.dev_fraction and data.test_fraction must be in [0, 1). "
+                f"Received: {self.dev_fraction}, {self.test_fraction}"
+            )
+        if self.dev_fraction + self.test_fraction >= 1:
+            raise ConfigError("data.dev_fraction + data.test_fraction must be below 1.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig(_Section):
+    """The network: encoder, bridge (state routing), decoder, attention.
+
+    ``encoder`` and ``decoder`` name the cell and the direction: ``lstm``,
+    ``bilstm``, ``gru``, ``bigru``. ``bridge`` routes the encoder's final
+    states into the decoder's initial states (see ``biseq.bridge``); ``None``
+    chooses ``concat`` for a unidirectional decoder after a bidirectional
+    encoder and ``direct`` otherwise.
+    """
+
+    section = "model"
+    embedding_dim: int = 64
+    encoder: RecurrentKind = "bilstm"
+    encoder_units: int = 256
+    encoder_layers: int = 1
+    decoder: RecurrentKind = "lstm"
+    decoder_units: int = 512
+    decoder_layers: int = 1
+    bridge: BridgeKind | None = None
+    attention: AttentionKind = "luong"
+    input_feeding: bool = True
+    dropout: float = 0.1
+
+    @property
+    def resolved_bridge(self) -> str:
+        if self.bridge is not None:
+            return self.bridge
+        if self.encoder.startswith("bi") and not self.decoder.startswith("bi"):
+            return "concat"
+        return "direct"
+
+    def validate(self) -> None:
+        for name in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1. Received: {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1). Received: {self.dropout}")
+        if self.bridge is not None and self.bridge not in get_args(BridgeKind):
+            raise ConfigError(f"model.bridge must be one of {list(get_args(BridgeKind))}. Received: {self.bridge!r}")
+        if self.decoder.startswith("bi") and self.attention != "none":
+            raise ConfigError(
+                f"model.attention={self.attention!r} is not available with decoder={self.decoder!r}; "
+                "a bidirectional decoder uses attention='none'."
+            )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(_Section):
+    """Optimisation, early stopping and the time budget."""
+
+    section = "train"
+    batch_size: int = 128
+    epochs: int = 30
+    learning_rate: float = 0.002
+    clip_norm: float = 5.0
+    label_smoothing: float = 0.0
+    lr_decay: float = 0.5
+    lr_patience: int = 1
+    patience: int = 3
+    dev_words: int = 2000
+    time_limit_minutes: float = 0.0
+    seed: int = 1234
+    max_decode_length: int = 0
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ConfigError("train.batch_size and train.epochs must be at least 1.")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"train.learning_rate must be positive. Received: {self.learning_rate}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"train.label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole run: ``data``, ``model`` and ``train`` sections."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "") -> Config:
+        unknown = sorted(set(data) - {"data", "model", "train"})
+        if unknown:
+            at = f" in {where}" if where else ""
+            raise ConfigError(f"Unknown section(s) {unknown}{at}. Accepted: ['data', 'model', 'train']")
+        return cls(
+            data=DataConfig.from_dict(data.get("data"), where=where),
+            model=ModelConfig.from_dict(data.get("model"), where=where),
+            train=TrainConfig.from_dict(data.get("train"), where=where),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read a ``.json`` or ``.toml`` file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"Cannot read config file {path}: {err.strerror}") from None
+        try:
+            raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {err}") from None
+        return cls.from_dict(raw, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict()}
+
+    def replace(self, *, data: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+                train: dict[str, Any] | None = None) -> Config:
+        """A copy with some fields of each section changed (unknown keys rejected)."""
+        merged = self.to_dict()
+        for name, changes in (("data", data), ("model", model), ("train", train)):
+            merged[name].update(changes or {})
+        return Config.from_dict(merged)

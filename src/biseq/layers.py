@@ -1,0 +1,363 @@
+"""Encoder, attention and decoder layers, written with ``keras.ops`` only.
+
+Shapes: ``B`` batch, ``S`` source length, ``T`` target length, ``E`` embedding
+size, ``H`` encoder units per direction, ``M`` memory size (``H`` x directions),
+``D`` decoder units, ``V`` target vocabulary size.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from biseq.bridge import directions, state_parts
+
+NEG_INF = -1e9
+
+
+def _rnn_class(kind: str) -> type:
+    return keras.layers.LSTM if kind.endswith("lstm") else keras.layers.GRU
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class RecurrentEncoder(keras.layers.Layer):
+    """A stack of (bidirectional) LSTM or GRU layers returning outputs and final states.
+
+    Call arguments:
+        x: ``[B, S, E]`` embedded source.
+        source_mask: ``[B, S]`` bool, True at real tokens.
+
+    Returns:
+        ``(outputs [B, S, M], states)``: ``states`` holds one Keras-ordered list
+        per layer (bidirectional LSTM: ``[fwd_h, fwd_c, bwd_h, bwd_c]``), each ``[B, H]``.
+    """
+
+    def __init__(self, *, kind: str, units: int, num_layers: int = 1, dropout: float = 0.0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kind, self.units, self.num_layers, self.dropout_rate = kind, units, num_layers, dropout
+        rnn = _rnn_class(kind)
+        self.rnns = []
+        for i in range(num_layers):
+            layer = rnn(units, return_sequences=True, return_state=True, name=f"{kind}_{i + 1}")
+            if directions(kind) == 2:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i + 1}")
+            self.rnns.append(layer)
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        width = input_shape[-1]
+        for layer in self.rnns:
+            layer.build((None, None, width))
+            width = self.units * directions(self.kind)
+        self.built = True
+
+    def call(self, x, source_mask=None, training=False):
+        states = []
+        for i, layer in enumerate(self.rnns):
+            if i:
+                x = self.dropout(x, training=training)
+            result = layer(x, mask=source_mask, training=training)
+            x, layer_states = result[0], list(result[1:])
+            states.append(layer_states)
+        return x, states
+
+    def compute_output_spec(self, x, source_mask=None, training=False):
+        batch, length = x.shape[0], x.shape[1]
+        width = self.units * directions(self.kind)
+        spec = keras.KerasTensor((batch, self.units))
+        per_layer = [spec] * (len(state_parts(self.kind)) * directions(self.kind))
+        return keras.KerasTensor((batch, length, width)), [list(per_layer) for _ in self.rnns]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kind": self.kind, "units": self.units,
+                "num_layers": self.num_layers, "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class Attention(keras.layers.Layer):
+    """Luong ``general`` (``score = q W k``) or Bahdanau (``score = v tanh(W_k k + W_q q)``).
+
+    ``prepare(memory)`` projects the memory once; ``call`` scores one query.
+    """
+
+    def __init__(self, *, kind: str, units: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if kind not in ("luong", "bahdanau"):
+            raise ValueError(f"Attention kind must be 'luong' or 'bahdanau'. Received: {kind!r}")
+        self.kind, self.units = kind, units
+        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
+        if kind == "bahdanau":
+            self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
+            self.energy = keras.layers.Dense(1, use_bias=False, name="energy")
+
+    def build(self, memory_dim: int) -> None:
+        self.key_projection.build((None, memory_dim))
+        if self.kind == "bahdanau":
+            self.query_projection.build((None, self.units))
+            self.energy.build((None, self.units))
+        self.built = True
+
+    def prepare(self, memory):
+        """``[B, S, M]`` memory -> ``[B, S, D]`` keys."""
+        return self.key_projection(memory)
+
+    def call(self, query, memory, keys, mask_bias):
+        """Attend.
+
+        Args:
+            query: ``[B, T, D]`` decoder states (``T`` may be 1).
+            memory: ``[B, S, M]`` encoder outputs.
+            keys: ``[B, S, D]`` from ``prepare``.
+            mask_bias: ``[B, S]``, 0 at real tokens and a large negative number at padding.
+
+        Returns:
+            ``(context [B, T, M], weights [B, T, S])``.
+        """
+        if query.shape[1] == 1:  # one decoding step: broadcasting beats a batched matmul here
+            q = query[:, 0]
+            if self.kind == "luong":
+                scores = ops.sum(keys * q[:, None, :], axis=-1)
+            else:
+                scores = ops.squeeze(self.energy(ops.tanh(keys + self.query_projection(q)[:, None, :])), -1)
+            weights = ops.softmax(scores + mask_bias, axis=-1)
+            context = ops.sum(weights[:, :, None] * memory, axis=1)
+            return context[:, None, :], weights[:, None, :]
+        if self.kind == "luong":
+            scores = ops.einsum("btd,bsd->bts", query, keys)
+        else:
+            hidden = ops.tanh(keys[:, None, :, :] + self.query_projection(query)[:, :, None, :])
+            scores = ops.squeeze(self.energy(hidden), axis=-1)
+        weights = ops.softmax(scores + mask_bias[:, None, :], axis=-1)
+        context = ops.einsum("bts,bsm->btm", weights, memory)
+        return context, weights
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kind": self.kind, "units": self.units}
+
+
+def lstm_step(z, c_prev):
+    """Keras LSTM gates from pre-activations ``z [B, 4D]`` (order i, f, g, o)."""
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
+    return ops.sigmoid(o) * ops.tanh(c), c
+
+
+def gru_step(x_proj, h_prev, recurrent_kernel, recurrent_bias):
+    """Keras GRU (``reset_after=True``) from the input projection ``x_proj [B, 3D]``."""
+    x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+    inner = ops.matmul(h_prev, recurrent_kernel) + recurrent_bias
+    r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+    z = ops.sigmoid(x_z + r_z)
+    r = ops.sigmoid(x_r + r_r)
+    candidate = ops.tanh(x_h + r * r_h)
+    return z * h_prev + (1.0 - z) * candidate
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class RecurrentDecoder(keras.layers.Layer):
+    """Unidirectional autoregressive LSTM/GRU decoder with optional attention and input feeding.
+
+    Weights live in Keras ``LSTMCell``/``GRUCell`` objects; the time loop is one
+    ``keras.ops.scan`` with the embedding's input projection and the output
+    layer hoisted out of it. One step:
+
+    1. layer 1 input = ``[embed(y_{t-1}); a_{t-1}]`` (``a`` the attentional vector, input feeding)
+    2. update each recurrent layer; the top one gives ``h_t``
+    3. attention: ``c_t = attend(h_t, memory)``; ``a_t = tanh(W_c [c_t; h_t])``
+    4. logits = ``W_o a_t`` (``W_o h_t`` without attention)
+
+    Without input feeding step 1 reads ``embed(y_{t-1})`` only, and in teacher
+    forcing step 3 runs for all ``t`` at once after the loop (faster).
+
+    The state is ``(layer states, a_{t-1})``; layer states are ``(h, c)`` (LSTM)
+    or ``(h,)`` (GRU), each ``[B, D]``.
+    """
+
+    def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
+                 memory_dim: int, attention: str = "luong", input_feeding: bool = True, dropout: float = 0.0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if directions(kind) != 1:
+            raise ValueError(f"RecurrentDecoder is unidirectional. Received kind={kind!r}")
+        self.kind, self.units, self.num_layers = kind, units, num_layers
+        self.vocab_size, self.embedding_dim, self.memory_dim = vocab_size, embedding_dim, memory_dim
+        self.attention_kind, self.input_feeding, self.dropout_rate = attention, input_feeding, dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
+        cell = keras.layers.LSTMCell if kind == "lstm" else keras.layers.GRUCell
+        self.cells = [cell(units, name=f"{kind}_cell_{i + 1}") for i in range(num_layers)]
+        self.attention = None
+        if attention != "none":
+            self.attention = Attention(kind=attention, units=units, name="attention")
+            self.attention_output = keras.layers.Dense(units, activation="tanh", use_bias=False,
+                                                       name="attention_output")
+        self.output_projection = keras.layers.Dense(vocab_size, name="output_projection")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    @property
+    def feed_size(self) -> int:
+        return self.units if self.attention is not None and self.input_feeding else 0
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build((None, None))
+        for i, cell in enumerate(self.cells):
+            cell.build((None, self.embedding_dim + self.feed_size if i == 0 else self.units))
+        if self.attention is not None:
+            self.attention.build(self.memory_dim)
+            self.attention_output.build((None, self.memory_dim + self.units))
+        self.output_projection.build((None, self.units))
+        self.built = True
+
+    # --- pieces shared by teacher forcing and step-wise decoding -------------------------
+    def _weights(self):
+        """Per layer ``(input kernel, feed kernel or None, recurrent kernel, input bias, recurrent bias)``."""
+        out = []
+        for i, cell in enumerate(self.cells):
+            kernel = ops.convert_to_tensor(cell.kernel)
+            feed_kernel = None
+            if i == 0 and self.feed_size:
+                kernel, feed_kernel = kernel[: self.embedding_dim], kernel[self.embedding_dim :]
+            bias = ops.convert_to_tensor(cell.bias)
+            if self.kind == "gru":
+                in_bias, rec_bias = bias[0], bias[1]
+            else:
+                in_bias, rec_bias = bias, None
+            out.append((kernel, feed_kernel, ops.convert_to_tensor(cell.recurrent_kernel), in_bias, rec_bias))
+        return out
+
+    def _project_inputs(self, tokens, weights, training=False):
+        """``[..., ]`` token ids -> layer-1 input projection ``[..., 4D or 3D]`` (bias included)."""
+        x = self.dropout(self.embedding(tokens), training=training)
+        kernel, _, _, in_bias, _ = weights[0]
+        return ops.matmul(x, kernel) + in_bias
+
+    def memory_bundle(self, memory, source_mask):
+        """Precompute attention keys: returns ``(memory, keys, mask_bias)`` or ``()``."""
+        if self.attention is None:
+            return ()
+        keys = self.attention.prepare(memory)
+        mask_bias = (1.0 - ops.cast(source_mask, memory.dtype)) * NEG_INF
+        return (memory, keys, mask_bias)
+
+    def initial_state(self, layer_states: list[list], batch_size):
+        """Decoder state from the bridge's per-layer lists."""
+        feed = ops.zeros((batch_size, self.units), dtype=self.compute_dtype) if self.feed_size else ()
+        return (tuple(tuple(s) for s in layer_states), feed)
+
+    def _recur(self, state, x_proj, weights, bundle):
+        """One time step from the layer-1 input projection ``x_proj [B, 4D]``; returns ``(state, a_t [B, D])``."""
+        layer_states, feed = state
+        new_states = []
+        inputs = None
+        for i, (kernel, feed_kernel, rec_kernel, in_bias, rec_bias) in enumerate(weights):
+            h_prev = layer_states[i][0]
+            if i == 0:
+                proj = x_proj if feed_kernel is None else x_proj + ops.matmul(feed, feed_kernel)
+            else:
+                proj = ops.matmul(inputs, kernel) + in_bias
+            if self.kind == "lstm":
+                h, c = lstm_step(proj + ops.matmul(h_prev, rec_kernel), layer_states[i][1])
+                new_states.append((h, c))
+            else:
+                h = gru_step(proj, h_prev, rec_kernel, rec_bias)
+                new_states.append((h,))
+            inputs = h
+        out = inputs
+        if self.feed_size:
+            out = feed = self._attend(inputs[:, None, :], bundle)[:, 0]
+        return (tuple(new_states), feed), out
+
+    def _attend(self, hidden, bundle):
+        """``hidden [B, T, D]`` -> attentional vectors ``tanh(W_c [context; hidden])`` ``[B, T, D]``."""
+        memory, keys, mask_bias = bundle
+        context, _ = self.attention(hidden, memory, keys, mask_bias)
+        return self.attention_output(ops.concatenate([context, hidden], axis=-1))
+
+    def step(self, tokens, state, bundle):
+        """One decoding step.
+
+        Args:
+            tokens: ``[B]`` previous token ids.
+            state: decoder state (see the class docstring).
+            bundle: from ``memory_bundle``.
+
+        Returns:
+            ``(logits [B, V], state)``.
+        """
+        weights = self._weights()
+        state, out = self._recur(state, self._project_inputs(tokens, weights), weights, bundle)
+        if self.attention is not None and not self.feed_size:
+            out = self._attend(out[:, None, :], bundle)[:, 0]
+        return self.output_projection(out), state
+
+    def call(self, decoder_input, state, bundle, training=False):
+        """Teacher forcing over ``decoder_input [B, T]``; returns logits ``[B, T, V]``."""
+        weights = self._weights()
+        x_proj = self._project_inputs(decoder_input, weights, training=training)  # [B, T, G]
+        x_proj = ops.transpose(x_proj, (1, 0, 2))
+
+        def body(carry, x_t):
+            return self._recur(carry, x_t, weights, bundle)
+
+        _, outputs = ops.scan(body, state, x_proj)
+        outputs = ops.transpose(outputs, (1, 0, 2))
+        if self.attention is not None and not self.feed_size:
+            outputs = self._attend(outputs, bundle)  # all steps at once, outside the loop
+        return self.output_projection(self.dropout(outputs, training=training))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
+                "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
+                "memory_dim": self.memory_dim, "attention": self.attention_kind,
+                "input_feeding": self.input_feeding, "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class BidirectionalDecoder(keras.layers.Layer):
+    """The seed's decoder: ``Bidirectional(LSTM(return_sequences=True))(x, initial_state=states)``.
+
+    Trained with teacher forcing its backward half reads the target tokens
+    after position ``t``; it cannot generate left to right (see ``biseq.search``).
+
+    Call arguments:
+        decoder_input: ``[B, T]`` token ids.
+        layer_states: one flat Keras-ordered list per layer (``[fwd_h, fwd_c, bwd_h, bwd_c]``).
+
+    Returns:
+        logits ``[B, T, V]``.
+    """
+
+    def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
+                 dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kind, self.units, self.num_layers = kind, units, num_layers
+        self.vocab_size, self.embedding_dim, self.dropout_rate = vocab_size, embedding_dim, dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
+        rnn = _rnn_class(kind)
+        self.rnns = [
+            keras.layers.Bidirectional(rnn(units, return_sequences=True, name=f"{kind[2:]}_{i + 1}"),
+                                       name=f"decoder_bidirectional_{i + 1}")
+            for i in range(num_layers)
+        ]
+        self.dropout = keras.layers.Dropout(dropout)
+        self.output_projection = keras.layers.Dense(vocab_size, name="output_projection")
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build((None, None))
+        width = self.embedding_dim
+        for layer in self.rnns:
+            layer.build((None, None, width))
+            width = 2 * self.units
+        self.output_projection.build((None, 2 * self.units))
+        self.built = True
+
+    def call(self, decoder_input, layer_states, training=False):
+        mask = ops.not_equal(decoder_input, 0)
+        x = self.dropout(self.embedding(decoder_input), training=training)
+        for layer, states in zip(self.rnns, layer_states, strict=True):
+            x = layer(x, initial_state=list(states), mask=mask, training=training)
+        return self.output_projection(self.dropout(x, training=training))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
+                "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "dropout": self.dropout_rate}

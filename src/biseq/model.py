@@ -1,0 +1,140 @@
+"""The encoder-decoder model built from a :class:`~biseq.config.ModelConfig`, and the seed's model.
+
+Flow: source ids ``[B, S]`` -> source embedding ``[B, S, E]`` -> encoder
+(outputs ``[B, S, M]``, final states per layer) -> bridge (decoder initial
+states) -> decoder (teacher forcing: logits ``[B, T, V]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from biseq.bridge import Bridge, directions
+from biseq.config import ModelConfig
+from biseq.layers import BidirectionalDecoder, RecurrentDecoder, RecurrentEncoder
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """What the decoder needs from the encoder.
+
+    Attributes:
+        memory: ``[B, S, M]`` encoder outputs.
+        mask: ``[B, S]`` bool, True at real source tokens.
+        states: one Keras-ordered state list per encoder layer, each ``[B, H]``.
+    """
+
+    memory: object
+    mask: object
+    states: list
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class Seq2Seq(keras.Model):
+    """Bidirectional (or not) recurrent encoder-decoder with explicit state routing.
+
+    Call arguments:
+        inputs: ``(source [B, S], decoder_input [B, T])`` int ids; 0 is padding.
+
+    Returns:
+        logits ``[B, T, V]`` (teacher forcing).
+    """
+
+    def __init__(self, *, config: dict | ModelConfig, source_vocab_size: int, target_vocab_size: int,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model_config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        self.source_vocab_size, self.target_vocab_size = source_vocab_size, target_vocab_size
+        c = self.model_config
+        self.bridge = Bridge(bridge=c.resolved_bridge, encoder_kind=c.encoder, encoder_units=c.encoder_units,
+                             encoder_layers=c.encoder_layers, decoder_kind=c.decoder,
+                             decoder_units=c.decoder_units, decoder_layers=c.decoder_layers, name="bridge")
+        self.source_embedding = keras.layers.Embedding(source_vocab_size, c.embedding_dim,
+                                                       name="source_embedding")
+        self.embedding_dropout = keras.layers.Dropout(c.dropout)
+        self.encoder = RecurrentEncoder(kind=c.encoder, units=c.encoder_units, num_layers=c.encoder_layers,
+                                        dropout=c.dropout, name="encoder")
+        if self.bidirectional_decoder:
+            self.decoder = BidirectionalDecoder(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
+                                                vocab_size=target_vocab_size, embedding_dim=c.embedding_dim,
+                                                dropout=c.dropout, name="decoder")
+        else:
+            self.decoder = RecurrentDecoder(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
+                                            vocab_size=target_vocab_size, embedding_dim=c.embedding_dim,
+                                            memory_dim=c.encoder_units * directions(c.encoder),
+                                            attention=c.attention, input_feeding=c.input_feeding, dropout=c.dropout,
+                                            name="decoder")
+        self.build_all()
+
+    @property
+    def bidirectional_decoder(self) -> bool:
+        return directions(self.model_config.decoder) == 2
+
+    def build_all(self) -> None:
+        """Create every weight now, so a fresh model can load saved weights."""
+        self.source_embedding.build((None, None))
+        self.encoder.build((None, None, self.model_config.embedding_dim))
+        self.bridge.build()
+        self.decoder.build()
+        self.built = True
+
+    def encode(self, source, training=False) -> Encoded:
+        """``source [B, S]`` -> :class:`Encoded`."""
+        mask = ops.not_equal(source, 0)
+        x = self.embedding_dropout(self.source_embedding(source), training=training)
+        memory, states = self.encoder(x, source_mask=mask, training=training)
+        return Encoded(memory=memory, mask=mask, states=states)
+
+    def initial_decoder_states(self, encoded: Encoded) -> list[list]:
+        """The bridge's output: one Keras-ordered state list per decoder layer."""
+        return self.bridge(encoded.states)
+
+    def call(self, inputs, training=False):
+        source, decoder_input = inputs
+        encoded = self.encode(source, training=training)
+        layer_states = self.initial_decoder_states(encoded)
+        if self.bidirectional_decoder:
+            return self.decoder(decoder_input, layer_states, training=training)
+        bundle = self.decoder.memory_bundle(encoded.memory, encoded.mask)
+        state = self.decoder.initial_state(layer_states, ops.shape(source)[0])
+        return self.decoder(decoder_input, state, bundle, training=training)
+
+    def routing(self) -> list[str]:
+        """Human-readable state routing, one line per decoder state."""
+        return self.bridge.describe()
+
+    def get_config(self) -> dict:
+        return {"config": self.model_config.to_dict(), "source_vocab_size": self.source_vocab_size,
+                "target_vocab_size": self.target_vocab_size, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Seq2Seq:
+        return cls(**config)
+
+
+def seed_model(total_words: int = 1024, emb_dimension: int = 128, lstm_units: int = 256) -> keras.Model:
+    """The accepted answer's model, verbatim in Keras 3 (``input_length`` removed).
+
+    ``Embedding -> Bidirectional(LSTM(return_state=True))`` encoder whose four
+    states ``[fwd_h, fwd_c, bwd_h, bwd_c]`` initialise a decoder
+    ``Bidirectional(LSTM(return_sequences=True))``; the first half goes to the
+    forward layer and the second half to the backward layer. Then
+    ``Dense(total_words, softmax)``.
+
+    Inputs ``[enc_in [B, S], dec_in [B, T]]``; output probabilities ``[B, T, total_words]``.
+    """
+    from keras.layers import LSTM, Bidirectional, Dense, Embedding, Input
+
+    enc_in = Input(shape=(None,), name="Enc_Input")
+    enc_x = Embedding(total_words, emb_dimension, name="Enc_Embedding")(enc_in)
+    bi_enc_x, *bi_enc_state = Bidirectional(LSTM(lstm_units, return_state=True, name="Enc_LSTM1"),
+                                            name="Enc_Bi1")(enc_x)
+    dec_in = Input(shape=(None,), name="Dec_Input")
+    dec_x = Embedding(total_words, emb_dimension, name="Dec_Embedding")(dec_in)
+    dec_x = Bidirectional(LSTM(lstm_units, return_sequences=True, name="Dec_LSTM1"), name="Dec_Bi1")(
+        dec_x, initial_state=bi_enc_state)
+    output = Dense(total_words, activation="softmax", name="Dec_Softmax")(dec_x)
+    return keras.Model(inputs=[enc_in, dec_in], outputs=output, name="seed_model")

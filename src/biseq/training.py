@@ -1,0 +1,269 @@
+"""Training: data -> vocabularies -> batches -> ``model.fit`` with dev scoring, checkpoints, resume.
+
+An output directory holds the best model (``model.keras``, ``vocab.json``,
+``config.json``), the last checkpoint with optimizer state (``last.keras``,
+``state.json``) so an interrupted run resumes, and the history
+(``history.json``, ``history.png``). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from biseq.batching import Batch, encode_pairs, make_batches, padding_share
+from biseq.config import Config
+from biseq.corpus import Entry, load_default_corpus, read_corpus, split_corpus
+from biseq.metrics import Scores, score
+from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
+from biseq.vocabulary import Vocabulary
+
+LAST_FILE, STATE_FILE, HISTORY_FILE, PLOT_FILE = "last.keras", "state.json", "history.json", "history.png"
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits with optional label smoothing.
+
+    ``y_true [B, T]`` ids, ``y_pred [B, T, V]`` logits; padding is excluded by
+    the sample weights ``[B, T]`` (1 at real tokens) and the
+    ``mean_with_sample_weight`` reduction, so the loss is a mean over real tokens.
+    """
+
+    def __init__(self, *, label_smoothing: float = 0.0, name: str = "masked_cross_entropy", **kwargs) -> None:
+        kwargs.setdefault("reduction", "mean_with_sample_weight")
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log_softmax(y_pred, axis=-1)
+        nll = -ops.take_along_axis(log_probs, ops.cast(y_true, "int32")[..., None], axis=-1)[..., 0]
+        if not self.label_smoothing:
+            return nll
+        return (1.0 - self.label_smoothing) * nll - self.label_smoothing * ops.mean(log_probs, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+class BatchSequence(keras.utils.PyDataset):
+    """Bucketed batches, reshuffled every epoch; items are ``((source, decoder_input), target, weight)``."""
+
+    def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, 0
+        self.batches: list[Batch] = []
+        self._shuffle()
+
+    def _shuffle(self) -> None:
+        self.batches = make_batches(self.pairs, batch_size=self.batch_size,
+                                    rng=np.random.default_rng([self.seed, self.epoch]))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        b = self.batches[index]
+        return (b.source, b.decoder_input), b.decoder_target, b.weight
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._shuffle()
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Split data and vocabularies."""
+
+    train: list[Entry]
+    dev: list[Entry]
+    test: list[Entry]
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+
+
+def prepare(config: Config) -> Prepared:
+    """Read the corpus, split it by seeded hash of the source, drop over-long pairs, build vocabularies."""
+    data = config.data
+    entries = load_default_corpus(data)
+    parts = split_corpus(entries, data)
+    if data.dev_path:
+        parts["dev"] = read_corpus(data.dev_path, config=data)
+
+    def fits(e: Entry) -> bool:
+        return len(e.source) <= data.max_source_length and all(len(t) < data.max_target_length for t in e.targets)
+
+    train = [e for e in parts["train"] if fits(e)]
+    if not train:
+        raise ValueError("No training data left after the split: use more data or a smaller dev/test fraction.")
+    source_vocab = Vocabulary.build(e.source for e in train)
+    target_vocab = Vocabulary.build(t for e in train for t in e.targets)
+    return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
+                    target_vocab=target_vocab)
+
+
+def evaluate(transducer: Transducer, entries: Sequence[Entry], *, batch_size: int = 256) -> tuple[Scores, list[str]]:
+    """Greedy-decode ``entries`` and score them; returns the scores and the hypotheses."""
+    hyps = transducer.predict_tokens([e.source for e in entries], batch_size=batch_size)
+    hyp_strings = [" ".join(h) for h in hyps]
+    refs = [[" ".join(t) for t in e.targets] for e in entries]
+    return score(hyp_strings, refs), hyp_strings
+
+
+def dev_sample(entries: Sequence[Entry], count: int, seed: int) -> list[Entry]:
+    """A fixed random sample of at most ``count`` entries (all of them when ``count`` is 0)."""
+    if not count or count >= len(entries):
+        return list(entries)
+    index = np.random.default_rng(seed).choice(len(entries), size=count, replace=False)
+    return [entries[i] for i in sorted(index)]
+
+
+class DevMonitor(keras.callbacks.Callback):
+    """After each epoch: dev scores, best model kept, learning-rate decay, early stopping, checkpoint.
+
+    Also stops training once the time budget is spent (checked after every batch).
+    """
+
+    def __init__(self, *, transducer: Transducer, dev: Sequence[Entry], out: Path, state: dict,
+                 started: float, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self.transducer, self.dev, self.out, self.state, self.log = transducer, dev, out, state, log
+        self.train_cfg = transducer.config.train
+        self.deadline = started + 60 * self.train_cfg.time_limit_minutes if self.train_cfg.time_limit_minutes else None
+        self.epoch_started = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch_started = time.time()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.deadline and time.time() > self.deadline:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        seconds = time.time() - self.epoch_started
+        scores, _ = evaluate(self.transducer, self.dev)
+        lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)), "dev_wer": scores.wer,
+                  "dev_per": scores.per, "learning_rate": lr, "seconds": seconds}
+        self.state["history"].append(record)
+        improved = scores.wer < self.state["best_wer"] or (
+            scores.wer == self.state["best_wer"] and scores.per < self.state["best_per"])
+        if improved:
+            self.state.update(best_wer=scores.wer, best_per=scores.per, best_epoch=epoch + 1, bad_epochs=0)
+            self.transducer.save(self.out)
+        else:
+            self.state["bad_epochs"] += 1
+            if self.state["bad_epochs"] % max(self.train_cfg.lr_patience, 1) == 0:
+                self.model.optimizer.learning_rate.assign(lr * self.train_cfg.lr_decay)
+        self.log(f"epoch {epoch + 1}: loss {record['loss']:.4f}  dev WER {scores.wer:.2f}%  PER {scores.per:.2f}%  "
+                 f"lr {lr:.2e}  {seconds:.0f}s{'  (best, saved)' if improved else ''}")
+        self.state["epoch"] = epoch + 1
+        if self.state["bad_epochs"] >= self.train_cfg.patience:
+            self.log(f"early stop: no dev improvement for {self.state['bad_epochs']} epochs")
+            self.model.stop_training = True
+        if self.deadline and time.time() > self.deadline:
+            self.log(f"time limit of {self.train_cfg.time_limit_minutes:g} minutes reached")
+            self.model.stop_training = True
+        atomic_save_model(self.model, self.out / LAST_FILE)
+        atomic_write_text(self.out / STATE_FILE, json.dumps(self.state, indent=1))
+        write_history(self.out, self.state["history"])
+
+
+def write_history(out: Path, history: list[dict]) -> None:
+    """``history.json`` and a PNG plot of loss and dev WER per epoch."""
+    atomic_write_text(out / HISTORY_FILE, json.dumps(history, indent=1))
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [h["loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="training loss (per token)", title="loss")
+    ax2.plot(epochs, [h["dev_wer"] for h in history], marker="o", label="WER")
+    ax2.plot(epochs, [h["dev_per"] for h in history], marker="o", label="PER")
+    ax2.set(xlabel="epoch", ylabel="percent", title="dev error rates")
+    ax2.legend()
+    fig.tight_layout()
+    tmp = out / f".{PLOT_FILE}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out / PLOT_FILE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` returns: the best system and its held-out scores."""
+
+    transducer: Transducer
+    dev: Scores | None
+    test: Scores | None
+    test_entries: list[Entry]
+    test_hypotheses: list[str]
+    seconds: float
+
+
+def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int = 1,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``config`` into ``out``; with ``resume`` continue from ``out/last.keras``.
+
+    Returns the best model (by dev WER) and its dev and test scores.
+    """
+    started = time.time()
+    out = Path(out)
+    keras.utils.set_random_seed(config.train.seed)
+    data = prepare(config)
+    log(f"data: {len(data.train)} train / {len(data.dev)} dev / {len(data.test)} test sources; "
+        f"vocabularies {len(data.source_vocab)} source / {len(data.target_vocab)} target symbols")
+    if not data.dev:
+        raise ValueError("The dev split is empty: set data.dev_fraction above 0 or give data.dev_path.")
+    state = {"epoch": 0, "best_wer": math.inf, "best_per": math.inf, "best_epoch": 0, "bad_epochs": 0,
+             "history": []}
+    model = None
+    if resume and (out / STATE_FILE).is_file() and (out / LAST_FILE).is_file():
+        state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+        data = dataclasses.replace(data, source_vocab=Vocabulary(vocab["source"]),
+                                   target_vocab=Vocabulary(vocab["target"]))
+        model = keras.saving.load_model(out / LAST_FILE, compile=True)
+        log(f"resuming from {out / LAST_FILE} after epoch {state['epoch']} (best dev WER {state['best_wer']:.2f}%)")
+    transducer = Transducer(config=config, source_vocab=data.source_vocab, target_vocab=data.target_vocab,
+                            model=model)
+    if model is None:
+        out.mkdir(parents=True, exist_ok=True)
+        transducer.save(out)  # vocabularies and config now; the weights are replaced by the best epoch
+        tc = config.train
+        transducer.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=tc.learning_rate, global_clipnorm=tc.clip_norm),
+            loss=MaskedCrossEntropy(label_smoothing=tc.label_smoothing),
+        )
+    log(f"model: {transducer.model.count_params():,} parameters; state routing:")
+    for line in transducer.model.routing():
+        log(f"  {line}")
+    pairs = encode_pairs(data.train, data.source_vocab, data.target_vocab)
+    sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed)
+    sequence.epoch = state["epoch"]
+    sequence._shuffle()
+    log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
+        f"{padding_share(sequence.batches):.1f}% padding")
+    dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
+    monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started, log=log)
+    if state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
+        transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"],
+                             callbacks=[monitor], verbose=verbose)
+    best = Transducer.load(out) if state["best_epoch"] else transducer
+    dev_scores = evaluate(best, data.dev)[0] if data.dev else None
+    test_scores, test_hyps = evaluate(best, data.test) if data.test else (None, [])
+    return TrainResult(transducer=best, dev=dev_scores, test=test_scores, test_entries=data.test,
+                       test_hypotheses=test_hyps, seconds=time.time() - started)

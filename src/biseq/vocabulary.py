@@ -1,0 +1,68 @@
+"""Vocabulary: symbols to ids with reserved ids for padding, start, end and unknown."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+SPECIALS = (PAD, BOS, EOS, UNK)
+
+
+class Vocabulary:
+    """An ordered symbol list; ids 0..3 are ``<pad>``, ``<s>``, ``</s>``, ``<unk>``."""
+
+    def __init__(self, symbols: Sequence[str]) -> None:
+        if tuple(symbols[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"A vocabulary must start with {list(SPECIALS)}. Received: {list(symbols[:4])}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("A vocabulary may not hold a symbol twice.")
+        self.symbols = tuple(symbols)
+        self._ids = {s: i for i, s in enumerate(self.symbols)}
+
+    @classmethod
+    def build(cls, sequences: Iterable[Sequence[str]]) -> Vocabulary:
+        """Build from token sequences: most frequent first, ties alphabetical."""
+        counts = Counter(token for seq in sequences for token in seq)
+        for special in SPECIALS:
+            counts.pop(special, None)
+        ordered = sorted(counts, key=lambda s: (-counts[s], s))
+        return cls(SPECIALS + tuple(ordered))
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.symbols == other.symbols
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._ids
+
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        """The symbols of ``tokens`` that this vocabulary does not hold, in first-seen order."""
+        return list(dict.fromkeys(t for t in tokens if t not in self._ids))
+
+    def encode(self, tokens: Sequence[str], *, warn: bool = True) -> list[int]:
+        """Token ids; unknown symbols map to ``<unk>`` with one warning listing them."""
+        if warn:
+            missing = self.unknown(tokens)
+            if missing:
+                warnings.warn(f"Unknown symbol(s) mapped to {UNK}: {missing}", UserWarning, stacklevel=2)
+        return [self._ids.get(t, UNK_ID) for t in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Symbols up to the first ``</s>``; padding and start symbols are skipped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, BOS_ID):
+                continue
+            out.append(self.symbols[i] if 0 <= i < len(self.symbols) else UNK)
+        return out
+
+    def to_list(self) -> list[str]:
+        return list(self.symbols)
