@@ -61,6 +61,31 @@ def encode_pairs(entries: Sequence[Entry], source_vocab: Vocabulary,
     ]
 
 
+def bucket_shapes(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,
+                  min_batches: int = 4) -> dict[tuple[int, int], list[int]]:
+    """Pair indices by padded ``(source width, target width)``.
+
+    Each pair first gets the smallest bucket widths that hold it; a shape with
+    fewer than ``min_batches`` batches of pairs is not kept on its own, its pairs
+    move to the smallest kept shape that holds them (the largest shape is always
+    kept). This bounds the number of shapes, hence of compilations.
+    """
+    keys = [(bucket_width(len(s)), bucket_width(len(t) + 1)) for s, t in pairs]
+    counts: dict[tuple[int, int], int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    if not keys:
+        return {}
+    largest = (max(k[0] for k in keys), max(k[1] for k in keys))
+    kept = sorted({k for k, n in counts.items() if n >= min_batches * batch_size} | {largest},
+                  key=lambda k: (k[0] * k[1], k))
+    home = {k: next(s for s in kept if s[0] >= k[0] and s[1] >= k[1]) for k in counts}
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for index, key in enumerate(keys):
+        buckets.setdefault(home[key], []).append(index)
+    return buckets
+
+
 def make_batches(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,
                  rng: np.random.Generator | None = None) -> list[Batch]:
     """Bucket ``pairs`` by (source width, target width) and cut them into padded batches.
@@ -68,10 +93,7 @@ def make_batches(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: in
     With ``rng`` the pairs are shuffled within buckets and the batch order is
     shuffled; without it the order is deterministic.
     """
-    buckets: dict[tuple[int, int], list[int]] = {}
-    for index, (source, target) in enumerate(pairs):
-        key = (bucket_width(len(source)), bucket_width(len(target) + 1))
-        buckets.setdefault(key, []).append(index)
+    buckets = bucket_shapes(pairs, batch_size=batch_size)
     batches = []
     for (s_width, t_width), indices in sorted(buckets.items()):
         if rng is not None:

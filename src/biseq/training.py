@@ -21,7 +21,7 @@ from keras import ops
 
 from biseq.batching import Batch, encode_pairs, make_batches, padding_share
 from biseq.config import Config
-from biseq.corpus import Entry, load_default_corpus, read_corpus, split_corpus
+from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.metrics import Scores, score
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import Vocabulary
@@ -103,7 +103,7 @@ def prepare(config: Config) -> Prepared:
 
     train = [e for e in parts["train"] if fits(e)]
     if not train:
-        raise ValueError("No training data left after the split: use more data or a smaller dev/test fraction.")
+        raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
     source_vocab = Vocabulary.build(e.source for e in train)
     target_vocab = Vocabulary.build(t for e in train for t in e.targets)
     return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
@@ -227,7 +227,7 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     log(f"data: {len(data.train)} train / {len(data.dev)} dev / {len(data.test)} test sources; "
         f"vocabularies {len(data.source_vocab)} source / {len(data.target_vocab)} target symbols")
     if not data.dev:
-        raise ValueError("The dev split is empty: set data.dev_fraction above 0 or give data.dev_path.")
+        raise DataError("The dev split is empty: set data.dev_fraction above 0 or give data.dev_path.")
     state = {"epoch": 0, "best_wer": math.inf, "best_per": math.inf, "best_epoch": 0, "bad_epochs": 0,
              "history": []}
     model = None

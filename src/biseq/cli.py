@@ -1,0 +1,219 @@
+"""Command line: ``biseq train | predict | evaluate | info``.
+
+``biseq train`` with no arguments trains the default grapheme-to-phoneme model
+on the embedded CMU Pronouncing Dictionary and prints held-out scores and
+predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_OUT = "runs/g2p"
+DEFAULT_TIME_LIMIT = 12.0
+
+
+class UsageError(Exception):
+    """A user mistake reported as one line, without a traceback."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from biseq.bridge import BridgeError
+    from biseq.config import ConfigError
+    from biseq.corpus import DataError
+    from biseq.search import LeakyDecodingError
+    from biseq.transducer import ModelDirError
+
+    return (UsageError, BridgeError, ConfigError, DataError, LeakyDecodingError, ModelDirError)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="biseq", description="Bidirectional recurrent seq2seq models in Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train a model (no arguments: G2P on the embedded CMU dictionary)")
+    tr.add_argument("--config", help="JSON or TOML file with [data], [model], [train] sections")
+    tr.add_argument("--data", help="training data; default: the embedded CMU dictionary")
+    tr.add_argument("--format", choices=["cmudict", "tsv"], help="data format (default: tsv when --data is given)")
+    tr.add_argument("--dev", help="dev data file (default: a seeded hash split of --data)")
+    tr.add_argument("--char", action="store_true", help="split both sides of TSV data into characters")
+    tr.add_argument("--source-split", choices=["char", "space"], help="how TSV sources become tokens")
+    tr.add_argument("--target-split", choices=["char", "space"], help="how TSV targets become tokens")
+    tr.add_argument("--out", default=None, help=f"output model directory (default: {DEFAULT_OUT})")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--learning-rate", type=float)
+    tr.add_argument("--time-limit", type=float, help="minutes of training (0: none)")
+    tr.add_argument("--encoder", choices=["lstm", "bilstm", "gru", "bigru"])
+    tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
+    tr.add_argument("--bridge", choices=["concat", "sum", "dense", "forward", "zero", "direct"])
+    tr.add_argument("--attention", choices=["none", "luong", "bahdanau"])
+    tr.add_argument("--encoder-units", type=int)
+    tr.add_argument("--decoder-units", type=int)
+    tr.add_argument("--layers", type=int, help="encoder and decoder layers")
+    tr.add_argument("--show", type=int, default=10, help="held-out predictions to print")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("predict", help="predict outputs for inputs given as arguments or lines on stdin")
+    pr.add_argument("--model", required=True, help="model directory written by 'biseq train'")
+    pr.add_argument("inputs", nargs="*", help="inputs (e.g. words); none: read lines from stdin")
+    pr.add_argument("--batch-size", type=int, default=256)
+
+    ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
+    ev.add_argument("--show", type=int, default=0, help="print this many errors")
+
+    info = sub.add_parser("info", help="print a saved model's configuration and state routing")
+    info.add_argument("--model", required=True)
+    return parser
+
+
+def _train_config(args: argparse.Namespace):
+    from biseq.config import Config
+
+    config = Config.load(args.config) if args.config else Config()
+    data: dict = {}
+    if args.data:
+        data["path"] = args.data
+        data["format"] = args.format or ("tsv" if not args.config else config.data.format)
+    elif args.format:
+        data["format"] = args.format
+    if args.dev:
+        data["dev_path"] = args.dev
+    if args.char:
+        data.update(source_split="char", target_split="char")
+    if args.source_split:
+        data["source_split"] = args.source_split
+    if args.target_split:
+        data["target_split"] = args.target_split
+    model = {k: v for k, v in (("encoder", args.encoder), ("decoder", args.decoder), ("bridge", args.bridge),
+                               ("attention", args.attention), ("encoder_units", args.encoder_units),
+                               ("decoder_units", args.decoder_units)) if v is not None}
+    if args.layers is not None:
+        model.update(encoder_layers=args.layers, decoder_layers=args.layers)
+    if model.get("decoder", "").startswith("bi") and "attention" not in model:
+        model["attention"] = "none"
+    train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                               ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit))
+             if v is not None}
+    if not args.config and not args.data and args.time_limit is None:
+        train["time_limit_minutes"] = DEFAULT_TIME_LIMIT
+    return config.replace(data=data, model=model, train=train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from biseq.training import train
+
+    config = _train_config(args)
+    out = args.out or DEFAULT_OUT
+    source = config.data.path or (
+        "the embedded CMU Pronouncing Dictionary" + (" (stress stripped)" if config.data.strip_stress else ""))
+    limit = config.train.time_limit_minutes
+    print(f"biseq train: {source} -> {out}" + (f" (time limit {limit:g} min; --time-limit 0 for none)"
+                                                if limit else ""))
+    result = train(config, out=out, resume=args.resume, verbose=0 if args.quiet else 2)
+    print()
+    if result.dev:
+        print(f"dev  (held out): {result.dev}")
+    if result.test:
+        print(f"test (held out): {result.test}")
+        print(f"\nword error rate on held-out words: {result.test.wer:.2f}%")
+        entries = result.test_entries
+        if args.show and entries:
+            print(f"\n{min(args.show, len(entries))} held-out predictions:")
+            src_join = "" if config.data.source_split == "char" else " "
+            for entry, hyp in list(zip(entries, result.test_hypotheses, strict=True))[: args.show]:
+                refs = [" ".join(t) for t in entry.targets]
+                mark = "ok " if hyp in refs else "ERR"
+                print(f"  {mark} {src_join.join(entry.source):<20} {hyp:<30} (reference: {' | '.join(refs)})")
+    print(f"\ntrained in {result.seconds / 60:.1f} min; model saved in {out}/")
+    print(f"next: biseq predict --model {out} hello world")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from biseq.transducer import Transducer
+
+    inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin]
+    inputs = [i for i in inputs if i.strip()]
+    if not inputs:
+        raise UsageError("nothing to predict: give inputs as arguments or lines on stdin")
+    transducer = Transducer.load(args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs = transducer.predict(inputs, batch_size=args.batch_size)
+    for w in caught:
+        print(f"biseq: warning: {w.message}", file=sys.stderr)
+    for text, output in zip(inputs, outputs, strict=True):
+        print(f"{text}\t{output}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from biseq.corpus import read_corpus
+    from biseq.training import evaluate
+    from biseq.transducer import Transducer
+
+    transducer = Transducer.load(args.model)
+    entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores, hyps = evaluate(transducer, entries)
+    for w in caught:
+        print(f"biseq: warning: {w.message}", file=sys.stderr)
+    print(f"{args.data}: {scores}")
+    shown = 0
+    for entry, hyp in zip(entries, hyps, strict=True):
+        if shown >= args.show:
+            break
+        refs = [" ".join(t) for t in entry.targets]
+        if hyp not in refs:
+            print(f"  {''.join(entry.source) if transducer.config.data.source_split == 'char' else ' '.join(entry.source)}"
+                  f"\t{hyp}\t(reference: {' | '.join(refs)})")
+            shown += 1
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from biseq.transducer import Transducer
+
+    transducer = Transducer.load(args.model)
+    c = transducer.config.model
+    print(f"model directory: {args.model}")
+    print(f"encoder: {c.encoder} x {c.encoder_layers} layer(s), {c.encoder_units} units per direction")
+    print(f"decoder: {c.decoder} x {c.decoder_layers} layer(s), {c.decoder_units} units; attention: {c.attention}"
+          + (f" (input feeding: {c.input_feeding})" if c.attention != "none" else ""))
+    print(f"bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
+          f"vocabularies {len(transducer.source_vocab)} source / {len(transducer.target_vocab)} target symbols; "
+          f"{transducer.model.count_params():,} parameters")
+    print("state routing (decoder initial state <- encoder final states):")
+    for line in transducer.model.routing():
+        print(f"  {line}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info}
+    try:
+        return commands[args.command](args)
+    except _user_errors() as err:
+        print(f"biseq: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("biseq: interrupted; 'biseq train --resume' continues from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

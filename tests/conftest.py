@@ -1,0 +1,25 @@
+"""Shared fixtures: a tiny reversal task and small model configurations."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import numpy as np
+import pytest
+
+
+def reversal_lines(count: int, *, seed: int = 0, letters: str = "abcdef") -> list[str]:
+    """TSV lines ``abc<TAB>c b a``: reverse a word, output space-separated letters."""
+    rng = np.random.default_rng(seed)
+    words = set()
+    while len(words) < count:
+        n = int(rng.integers(2, 6))
+        words.add("".join(rng.choice(list(letters), size=n)))
+    return [f"{w}\t{' '.join(reversed(w.upper()))}" for w in sorted(words)]
+
+
+@pytest.fixture
+def tiny_tsv(tmp_path):
+    path = tmp_path / "tiny.tsv"
+    path.write_text("\n".join(reversal_lines(120)) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from biseq.config import Config, ConfigError, ModelConfig
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"Unknown key\(s\) \['encoder_unit'\] for \[model\]"):
+        Config.from_dict({"model": {"encoder_unit": 3}})
+
+
+def test_unknown_section_is_named():
+    with pytest.raises(ConfigError, match=r"Unknown section\(s\) \['modle'\]"):
+        Config.from_dict({"modle": {}})
+
+
+def test_bad_literal_value():
+    with pytest.raises(ConfigError, match=r"model.encoder must be one of .*Received: 'blstm'"):
+        ModelConfig(encoder="blstm")
+
+
+def test_wrong_type():
+    with pytest.raises(ConfigError, match="model.encoder_units must be an integer"):
+        ModelConfig(encoder_units="256")
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        ModelConfig().encoder_units = 3
+
+
+def test_round_trip_json_and_toml(tmp_path):
+    config = Config().replace(model={"encoder": "bigru", "decoder": "gru", "encoder_units": 8, "decoder_units": 16},
+                              train={"epochs": 2})
+    (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))
+    assert Config.load(tmp_path / "c.json") == config
+    (tmp_path / "c.toml").write_text('[model]\nencoder = "bigru"\ndecoder = "gru"\nencoder_units = 8\n'
+                                     'decoder_units = 16\n[train]\nepochs = 2\n')
+    assert Config.load(tmp_path / "c.toml") == config
+
+
+def test_bad_config_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json: not valid JSON"):
+        Config.load(path)
+
+
+def test_default_bridge_resolution():
+    assert ModelConfig(encoder="bilstm", decoder="lstm").resolved_bridge == "concat"
+    assert ModelConfig(encoder="bilstm", decoder="bilstm", attention="none").resolved_bridge == "direct"
+    assert ModelConfig(encoder="lstm", decoder="lstm").resolved_bridge == "direct"
+
+
+def test_bidirectional_decoder_rejects_attention():
+    with pytest.raises(ConfigError, match="bidirectional decoder uses attention='none'"):
+        ModelConfig(decoder="bilstm", attention="luong")
