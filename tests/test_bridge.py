@@ -112,10 +112,9 @@ def test_impossible_routing_names_the_shapes(kwargs, message):
         Bridge(**settings)
 
 
-def test_model_raises_the_routing_error_at_build():
-    with pytest.raises(BridgeError, match=r"decoder_units=512"):
-        Seq2Seq(config=ModelConfig(encoder_units=256, decoder_units=300), source_vocab_size=10,
-                target_vocab_size=10)
+def test_config_raises_the_routing_error():
+    with pytest.raises(BridgeError, match=r"decoder_units=256"):
+        ModelConfig(encoder_units=128, decoder_units=300)
 
 
 def test_model_bridges_the_real_encoder_states():

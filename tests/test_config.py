@@ -49,10 +49,11 @@ def test_bad_config_file_names_the_file(tmp_path):
 
 def test_default_bridge_resolution():
     assert ModelConfig(encoder="bilstm", decoder="lstm").resolved_bridge == "concat"
-    assert ModelConfig(encoder="bilstm", decoder="bilstm", attention="none").resolved_bridge == "direct"
-    assert ModelConfig(encoder="lstm", decoder="lstm").resolved_bridge == "direct"
+    assert ModelConfig(encoder="bilstm", decoder="bilstm", attention="none", decoder_units=128,
+                       encoder_units=128).resolved_bridge == "direct"
+    assert ModelConfig(encoder="lstm", decoder="lstm", encoder_units=8, decoder_units=8).resolved_bridge == "direct"
 
 
 def test_bidirectional_decoder_rejects_attention():
     with pytest.raises(ConfigError, match="bidirectional decoder uses attention='none'"):
-        ModelConfig(decoder="bilstm", attention="luong")
+        ModelConfig(decoder="bilstm", attention="luong", decoder_units=128)

@@ -3,8 +3,16 @@ import gzip
 import pytest
 
 from biseq.config import DataConfig
-from biseq.corpus import (DataError, Entry, default_cmudict_path, parse_cmudict, parse_tsv, read_corpus,
-                          split_corpus, split_of)
+from biseq.corpus import (
+    DataError,
+    Entry,
+    default_cmudict_path,
+    parse_cmudict,
+    parse_tsv,
+    read_corpus,
+    split_corpus,
+    split_of,
+)
 
 
 def test_cmudict_alternates_comments_and_stress():

@@ -25,9 +25,9 @@ class UsageError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from biseq.bridge import BridgeError
     from biseq.config import ConfigError
     from biseq.corpus import DataError
+    from biseq.routing import BridgeError
     from biseq.search import LeakyDecodingError
     from biseq.transducer import ModelDirError
 
@@ -103,6 +103,15 @@ def _train_config(args: argparse.Namespace):
         model.update(encoder_layers=args.layers, decoder_layers=args.layers)
     if model.get("decoder", "").startswith("bi") and "attention" not in model:
         model["attention"] = "none"
+    if "decoder_units" not in model and model:  # size the decoder for the bridge unless told otherwise
+        from biseq.routing import default_bridge, required_decoder_units
+
+        merged = {**config.model.to_dict(), **model}
+        bridge = merged["bridge"] or default_bridge(encoder_kind=merged["encoder"], decoder_kind=merged["decoder"])
+        needed = required_decoder_units(bridge=bridge, encoder_kind=merged["encoder"],
+                                        encoder_units=merged["encoder_units"])
+        if needed:
+            model["decoder_units"] = needed
     train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit))
              if v is not None}
@@ -131,11 +140,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         entries = result.test_entries
         if args.show and entries:
             print(f"\n{min(args.show, len(entries))} held-out predictions:")
-            src_join = "" if config.data.source_split == "char" else " "
             for entry, hyp in list(zip(entries, result.test_hypotheses, strict=True))[: args.show]:
                 refs = [" ".join(t) for t in entry.targets]
                 mark = "ok " if hyp in refs else "ERR"
-                print(f"  {mark} {src_join.join(entry.source):<20} {hyp:<30} (reference: {' | '.join(refs)})")
+                word = result.transducer.source_text(entry.source)
+                print(f"  {mark} {word:<20} {hyp:<30} (reference: {' | '.join(refs)})")
     print(f"\ntrained in {result.seconds / 60:.1f} min; model saved in {out}/")
     print(f"next: biseq predict --model {out} hello world")
     return 0
@@ -178,8 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             break
         refs = [" ".join(t) for t in entry.targets]
         if hyp not in refs:
-            print(f"  {''.join(entry.source) if transducer.config.data.source_split == 'char' else ' '.join(entry.source)}"
-                  f"\t{hyp}\t(reference: {' | '.join(refs)})")
+            print(f"  {transducer.source_text(entry.source)}\t{hyp}\t(reference: {' | '.join(refs)})")
             shown += 1
     return 0
 

@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
+from biseq.routing import default_bridge, plan_routes
+
 RecurrentKind = Literal["lstm", "bilstm", "gru", "bigru"]
 BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
 AttentionKind = Literal["none", "luong", "bahdanau"]
@@ -113,10 +115,10 @@ class ModelConfig(_Section):
     section = "model"
     embedding_dim: int = 64
     encoder: RecurrentKind = "bilstm"
-    encoder_units: int = 256
+    encoder_units: int = 128
     encoder_layers: int = 1
     decoder: RecurrentKind = "lstm"
-    decoder_units: int = 512
+    decoder_units: int = 256
     decoder_layers: int = 1
     bridge: BridgeKind | None = None
     attention: AttentionKind = "luong"
@@ -125,11 +127,7 @@ class ModelConfig(_Section):
 
     @property
     def resolved_bridge(self) -> str:
-        if self.bridge is not None:
-            return self.bridge
-        if self.encoder.startswith("bi") and not self.decoder.startswith("bi"):
-            return "concat"
-        return "direct"
+        return self.bridge or default_bridge(encoder_kind=self.encoder, decoder_kind=self.decoder)
 
     def validate(self) -> None:
         for name in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers"):
@@ -139,6 +137,9 @@ class ModelConfig(_Section):
             raise ConfigError(f"model.dropout must be in [0, 1). Received: {self.dropout}")
         if self.bridge is not None and self.bridge not in get_args(BridgeKind):
             raise ConfigError(f"model.bridge must be one of {list(get_args(BridgeKind))}. Received: {self.bridge!r}")
+        plan_routes(bridge=self.resolved_bridge, encoder_kind=self.encoder, encoder_units=self.encoder_units,
+                    encoder_layers=self.encoder_layers, decoder_kind=self.decoder, decoder_units=self.decoder_units,
+                    decoder_layers=self.decoder_layers)  # raises BridgeError naming the shapes
         if self.decoder.startswith("bi") and self.attention != "none":
             raise ConfigError(
                 f"model.attention={self.attention!r} is not available with decoder={self.decoder!r}; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from biseq.bridge import directions, state_parts
+from biseq.routing import directions, state_parts
 
 NEG_INF = -1e9
 

@@ -12,9 +12,10 @@ import dataclasses
 import keras
 from keras import ops
 
-from biseq.bridge import Bridge, directions
+from biseq.bridge import Bridge
 from biseq.config import ModelConfig
 from biseq.layers import BidirectionalDecoder, RecurrentDecoder, RecurrentEncoder
+from biseq.routing import directions
 
 
 @dataclasses.dataclass(frozen=True)

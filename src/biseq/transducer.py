@@ -76,6 +76,10 @@ class Transducer:
             text = text.lower()
         return split_tokens(text.strip(), data.source_split)
 
+    def source_text(self, tokens: Sequence[str]) -> str:
+        """Source tokens back to a display string (characters joined, or tokens with spaces)."""
+        return ("" if self.config.data.source_split == "char" else " ").join(tokens)
+
     def encode_sources(self, sources: Sequence[Sequence[str]]) -> list[list[int]]:
         """Token sequences -> ids; unknown symbols become ``<unk>`` with one warning listing them."""
         missing = self.source_vocab.unknown(t for s in sources for t in s)

@@ -1,0 +1,120 @@
+"""The command line end to end on tiny data, in fresh processes, and its bad-input errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import reversal_lines
+
+ENV = {**os.environ, "KERAS_BACKEND": "jax"}
+
+
+def biseq(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "biseq.cli", *map(str, args)], capture_output=True, text=True,
+                          input=stdin, env=ENV, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "rev.tsv"
+    data.write_text("\n".join(reversal_lines(150)) + "\n")
+    out = root / "model"
+    result = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 3,
+                   "--encoder-units", 16, "--decoder-units", 32, "--quiet", "--show", 3)
+    assert result.returncode == 0, result.stderr
+    return root, data, out, result.stdout
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    _, _, out, stdout = trained
+    for name in ("model.keras", "vocab.json", "config.json", "last.keras", "state.json", "history.json",
+                 "history.png"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert "word error rate on held-out words:" in stdout
+    assert "held-out predictions" in stdout
+    assert "lstm layer 1 h (batch, 32) <- [bilstm layer 1 forward h (batch, 16); bilstm layer 1 backward h" \
+           in stdout
+
+
+def test_predict_after_load_is_identical_to_in_process(trained):
+    _, _, out, _ = trained
+    from biseq.transducer import Transducer
+
+    words = ["abc", "fed", "dacbe"]
+    expected = Transducer.load(out).predict(words)
+    result = biseq("predict", "--model", out, *words)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{w}\t{p}" for w, p in zip(words, expected, strict=True)]
+    piped = biseq("predict", "--model", out, stdin="abc\n\nfed\n")
+    assert piped.stdout.splitlines() == result.stdout.splitlines()[:2]
+
+
+def test_unknown_symbols_warn_once(trained):
+    _, _, out, _ = trained
+    result = biseq("predict", "--model", out, "abz", "zq")
+    assert result.returncode == 0
+    assert result.stderr.count("warning") == 1
+    assert "Unknown source symbol(s) mapped to <unk>: ['z', 'q']" in result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_evaluate_and_info(trained):
+    root, data, out, _ = trained
+    result = biseq("evaluate", "--model", out, "--data", data)
+    assert result.returncode == 0, result.stderr
+    assert "WER" in result.stdout and "PER" in result.stdout and "(150 items)" in result.stdout
+    info = biseq("info", "--model", out)
+    assert info.returncode == 0
+    assert "bridge: concat" in info.stdout
+    assert "lstm layer 1 c (batch, 32) <- [bilstm layer 1 forward c (batch, 16); bilstm layer 1 backward c " \
+           "(batch, 16)]" in info.stdout
+
+
+def test_resume_continues_after_the_last_epoch(trained):
+    root, data, out, _ = trained
+    result = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 4,
+                   "--encoder-units", 16, "--decoder-units", 32, "--quiet", "--resume", "--show", 0)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout and "after epoch 3" in result.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ("ab\tA B\nno tab\n", "bad.tsv, line 2: expected 'source<TAB>target' (exactly one tab), found 0 tab(s)"),
+    ("\n\n", "bad.tsv: no data"),
+    ("ab\t\n", "bad.tsv, line 1: the target side is empty"),
+])
+def test_bad_training_data_is_a_one_line_error(tmp_path, lines, message):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(lines)
+    result = biseq("train", "--data", bad, "--out", tmp_path / "m", "--quiet")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_other_user_errors(tmp_path, trained):
+    _, _, out, _ = trained
+    cases = [
+        (("predict", "--model", tmp_path / "none", "abc"), "is not a biseq model directory: missing model.keras"),
+        (("train", "--data", tmp_path / "missing.tsv", "--out", tmp_path / "m"), "missing.tsv: file not found"),
+        (("train", "--encoder-units", 8, "--decoder-units", 9, "--out", tmp_path / "m"),
+         "bridge='concat' gives each decoder state the shape (batch, 16)"),
+        (("predict", "--model", out), "nothing to predict"),
+    ]
+    for args, message in cases:
+        result = biseq(*args, stdin="")
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    config = tmp_path / "c.json"
+    config.write_text('{"model": {"units": 3}}')
+    result = biseq("train", "--config", config, "--out", tmp_path / "m")
+    assert result.returncode == 2 and "Unknown key(s) ['units'] for [model]" in result.stderr
