@@ -139,7 +139,7 @@ def test_model_bridges_the_real_encoder_states():
 def test_bilstm_decoder_matches_seed_semantics():
     """Decoder ``bilstm``: forward LSTM from (fwd_h, fwd_c), backward LSTM from (bwd_h, bwd_c)."""
     model = Seq2Seq(config=ModelConfig(encoder_units=4, decoder="bilstm", decoder_units=4, embedding_dim=5,
-                                       attention="none"), source_vocab_size=9, target_vocab_size=9)
+                                       attention="none", objective="seed"), source_vocab_size=9, target_vocab_size=9)
     source = np.array([[4, 5, 6], [7, 8, 4]], "int32")
     target_in = np.array([[1, 4, 5, 6], [1, 7, 8, 4]], "int32")
     logits = ops.convert_to_numpy(model((source, target_in)))

@@ -54,6 +54,10 @@ def test_default_bridge_resolution():
     assert ModelConfig(encoder="lstm", decoder="lstm", encoder_units=8, decoder_units=8).resolved_bridge == "direct"
 
 
-def test_bidirectional_decoder_rejects_attention():
-    with pytest.raises(ConfigError, match="bidirectional decoder uses attention='none'"):
-        ModelConfig(decoder="bilstm", attention="luong", decoder_units=128)
+def test_objectives_fit_their_decoders():
+    assert ModelConfig(decoder="bilstm", decoder_units=128).resolved_objective == "twin"  # with attention
+    with pytest.raises(ConfigError, match="attention='luong' is not available with objective='seed'"):
+        ModelConfig(decoder="bilstm", attention="luong", decoder_units=128, objective="seed")
+    with pytest.raises(ConfigError, match=r"objective='twin' does not fit decoder='lstm'; it takes one of "
+                                          r"\['autoregressive'\]"):
+        ModelConfig(objective="twin")

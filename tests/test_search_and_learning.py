@@ -21,7 +21,8 @@ def small_model(**kwargs) -> Transducer:
     config = Config().replace(data={"format": "tsv", "source_split": "char"},
                               model=dict(dict(embedding_dim=8, encoder_units=8, decoder_units=16), **kwargs))
     return Transducer(config=config, source_vocab=Vocabulary.build(e.source for e in entries),
-                      target_vocab=Vocabulary.build(t for e in entries for t in e.targets))
+                      target_vocab=Vocabulary.build((t for e in entries for t in e.targets),
+                                                    extra=("<mask>",) if kwargs.get("objective") == "masked" else ()))
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -49,8 +50,8 @@ def test_greedy_equals_teacher_forced_argmax_on_own_outputs(kwargs):
         assert (greedy[row, n:] == PAD_ID).all()
 
 
-def test_bidirectional_decoder_refuses_greedy_decoding():
-    system = small_model(decoder="bilstm", decoder_units=8, attention="none")
+def test_seed_objective_refuses_greedy_decoding():
+    system = small_model(decoder="bilstm", decoder_units=8, attention="none", objective="seed")
     with pytest.raises(LeakyDecodingError, match="backward half reads the target tokens after position t.*'twin'"
                                                  ".*'masked'"):
         system.predict(["abc"])

@@ -120,3 +120,33 @@ def padding_share(batches: Sequence[Batch]) -> float:
     """Share of target positions that are padding, in percent (0 for no batches)."""
     total = sum(b.weight.size for b in batches)
     return 0.0 if total == 0 else 100.0 * (1 - sum(float(b.weight.sum()) for b in batches) / total)
+
+
+def reverse_targets(batch: Batch) -> Batch:
+    """The same batch with each target read right to left: ``<s> y_n .. y_1`` -> ``y_n .. y_1 </s>``."""
+    lengths = batch.weight.sum(axis=1).astype(np.int64)  # tokens including </s>
+    rows, width = batch.decoder_target.shape
+    pos = np.arange(width)[None, :]
+    n = lengths[:, None]
+    source_index = np.clip(n - 2 - pos, 0, width - 1)
+    reversed_tokens = np.take_along_axis(batch.decoder_target, source_index, axis=1)
+    target = np.where(pos < n - 1, reversed_tokens, np.where(pos == n - 1, EOS_ID, PAD_ID)).astype(np.int32)
+    target[lengths == 0] = PAD_ID
+    decoder_input = np.full_like(target, PAD_ID)
+    decoder_input[:, 0] = np.where(lengths > 0, BOS_ID, PAD_ID)
+    decoder_input[:, 1:] = np.where(pos[:, 1:] < n, target[:, :-1], PAD_ID)
+    return Batch(source=batch.source, decoder_input=decoder_input, decoder_target=target, weight=batch.weight)
+
+
+def target_batch(sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], *, rows: int | None = None,
+                 source_width: int | None = None, target_width: int | None = None) -> Batch:
+    """One padded batch of given (source, target) id pairs, in order (for scoring hypotheses)."""
+    rows = rows or len(sources)
+    s_width = source_width or max(len(s) for s in sources)
+    t_width = target_width or max(len(t) for t in targets) + 1
+    weight = np.zeros((rows, t_width), dtype=np.float32)
+    for row, target in enumerate(targets):
+        weight[row, : len(target) + 1] = 1.0
+    return Batch(source=pad_ids(sources, s_width, rows),
+                 decoder_input=pad_ids([[BOS_ID, *t] for t in targets], t_width, rows),
+                 decoder_target=pad_ids([[*t, EOS_ID] for t in targets], t_width, rows), weight=weight)

@@ -56,6 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--bridge", choices=["concat", "sum", "dense", "forward", "zero", "direct"])
     tr.add_argument("--attention", choices=["none", "luong", "bahdanau"])
+    tr.add_argument("--objective", choices=["autoregressive", "twin", "masked", "seed"],
+                    help="how a bidirectional decoder is trained (default twin)")
     tr.add_argument("--encoder-units", type=int)
     tr.add_argument("--decoder-units", type=int)
     tr.add_argument("--layers", type=int, help="encoder and decoder layers")
@@ -66,12 +68,21 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", required=True, help="model directory written by 'biseq train'")
     pr.add_argument("inputs", nargs="*", help="inputs (e.g. words); none: read lines from stdin")
     pr.add_argument("--batch-size", type=int, default=256)
+    pr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    pr.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
+    pr.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
+    pr.add_argument("--nbest", type=int, default=1, help="hypotheses to print per input, with scores")
+    pr.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length ** this")
 
     ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
     ev.add_argument("--model", required=True)
     ev.add_argument("--data", required=True)
     ev.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
     ev.add_argument("--show", type=int, default=0, help="print this many errors")
+    ev.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    ev.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
+    ev.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
+    ev.add_argument("--length-penalty", type=float, default=1.0)
 
     info = sub.add_parser("info", help="print a saved model's configuration and state routing")
     info.add_argument("--model", required=True)
@@ -97,12 +108,13 @@ def _train_config(args: argparse.Namespace):
     if args.target_split:
         data["target_split"] = args.target_split
     model = {k: v for k, v in (("encoder", args.encoder), ("decoder", args.decoder), ("bridge", args.bridge),
-                               ("attention", args.attention), ("encoder_units", args.encoder_units),
+                               ("attention", args.attention), ("objective", args.objective),
+                               ("encoder_units", args.encoder_units),
                                ("decoder_units", args.decoder_units)) if v is not None}
     if args.layers is not None:
         model.update(encoder_layers=args.layers, decoder_layers=args.layers)
-    if model.get("decoder", "").startswith("bi") and "attention" not in model:
-        model["attention"] = "none"
+    if model.get("objective") in ("masked", "seed") and "attention" not in model:
+        model["attention"] = "none"  # the seed's Bidirectional decoder layer has no attention
     if "decoder_units" not in model and model:  # size the decoder for the bridge unless told otherwise
         from biseq.routing import default_bridge, required_decoder_units
 
@@ -137,10 +149,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.test:
         print(f"test (held out): {result.test}")
         print(f"\nword error rate on held-out words: {result.test.wer:.2f}%")
-        entries = result.test_entries
-        if args.show and entries:
-            print(f"\n{min(args.show, len(entries))} held-out predictions:")
-            for entry, hyp in list(zip(entries, result.test_hypotheses, strict=True))[: args.show]:
+        pairs = list(zip(result.test_entries, result.test_hypotheses, strict=True))
+        if args.show and pairs:
+            import random
+
+            shown = sorted(random.Random(0).sample(range(len(pairs)), min(args.show, len(pairs))))
+            print(f"\n{len(shown)} held-out predictions:")
+            for entry, hyp in (pairs[i] for i in shown):
                 refs = [" ".join(t) for t in entry.targets]
                 mark = "ok " if hyp in refs else "ERR"
                 word = result.transducer.source_text(entry.source)
@@ -157,14 +172,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = [i for i in inputs if i.strip()]
     if not inputs:
         raise UsageError("nothing to predict: give inputs as arguments or lines on stdin")
+    if args.nbest > max(args.beam, 1):
+        raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
     transducer = Transducer.load(args.model)
+    transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outputs = transducer.predict(inputs, batch_size=args.batch_size)
+        if args.beam > 1:
+            found = transducer.predict_nbest(inputs, beam_size=args.beam, nbest=args.nbest,
+                                             length_penalty=args.length_penalty)
+        else:
+            found = [[(o, None)] for o in transducer.predict(inputs, batch_size=args.batch_size)]
     for w in caught:
         print(f"biseq: warning: {w.message}", file=sys.stderr)
-    for text, output in zip(inputs, outputs, strict=True):
-        print(f"{text}\t{output}")
+    for text, hyps in zip(inputs, found, strict=True):
+        for output, score in hyps:
+            print(f"{text}\t{output}" + (f"\t{score:.4f}" if args.nbest > 1 else ""))
     return 0
 
 
@@ -174,10 +197,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from biseq.transducer import Transducer
 
     transducer = Transducer.load(args.model)
+    transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        scores, hyps = evaluate(transducer, entries)
+        scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
     for w in caught:
         print(f"biseq: warning: {w.message}", file=sys.stderr)
     print(f"{args.data}: {scores}")
@@ -201,7 +225,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"encoder: {c.encoder} x {c.encoder_layers} layer(s), {c.encoder_units} units per direction")
     print(f"decoder: {c.decoder} x {c.decoder_layers} layer(s), {c.decoder_units} units; attention: {c.attention}"
           + (f" (input feeding: {c.input_feeding})" if c.attention != "none" else ""))
-    print(f"bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
+    print(f"objective: {c.resolved_objective}; bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
           f"vocabularies {len(transducer.source_vocab)} source / {len(transducer.target_vocab)} target symbols; "
           f"{transducer.model.count_params():,} parameters")
     print("state routing (decoder initial state <- encoder final states):")

@@ -18,6 +18,7 @@ from biseq.routing import default_bridge, plan_routes
 RecurrentKind = Literal["lstm", "bilstm", "gru", "bigru"]
 BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
 AttentionKind = Literal["none", "luong", "bahdanau"]
+Objective = Literal["autoregressive", "twin", "masked", "seed"]
 Split = Literal["char", "space"]
 
 
@@ -106,7 +107,11 @@ class ModelConfig(_Section):
     """The network: encoder, bridge (state routing), decoder, attention.
 
     ``encoder`` and ``decoder`` name the cell and the direction: ``lstm``,
-    ``bilstm``, ``gru``, ``bigru``. ``bridge`` routes the encoder's final
+    ``bilstm``, ``gru``, ``bigru``. ``objective`` says how a bidirectional
+    decoder is trained and decoded: ``twin`` (default: left-to-right and
+    right-to-left decoders rescoring each other), ``masked`` (non-autoregressive
+    mask-predict) or ``seed`` (the question's teacher-forced ``Bidirectional``
+    decoder, which leaks the future and cannot generate). ``bridge`` routes the encoder's final
     states into the decoder's initial states (see ``biseq.bridge``); ``None``
     chooses ``concat`` for a unidirectional decoder after a bidirectional
     encoder and ``direct`` otherwise.
@@ -124,6 +129,14 @@ class ModelConfig(_Section):
     attention: AttentionKind = "luong"
     input_feeding: bool = True
     dropout: float = 0.1
+    objective: Objective | None = None
+
+    @property
+    def resolved_objective(self) -> str:
+        """``autoregressive`` for a unidirectional decoder; ``twin`` by default for a bidirectional one."""
+        if self.objective is not None:
+            return self.objective
+        return "twin" if self.decoder.startswith("bi") else "autoregressive"
 
     @property
     def resolved_bridge(self) -> str:
@@ -140,10 +153,17 @@ class ModelConfig(_Section):
         plan_routes(bridge=self.resolved_bridge, encoder_kind=self.encoder, encoder_units=self.encoder_units,
                     encoder_layers=self.encoder_layers, decoder_kind=self.decoder, decoder_units=self.decoder_units,
                     decoder_layers=self.decoder_layers)  # raises BridgeError naming the shapes
-        if self.decoder.startswith("bi") and self.attention != "none":
+        objectives = ("twin", "masked", "seed") if self.decoder.startswith("bi") else ("autoregressive",)
+        if self.resolved_objective not in objectives:
             raise ConfigError(
-                f"model.attention={self.attention!r} is not available with decoder={self.decoder!r}; "
-                "a bidirectional decoder uses attention='none'."
+                f"model.objective={self.objective!r} does not fit decoder={self.decoder!r}; "
+                f"it takes one of {list(objectives)}."
+            )
+        if self.resolved_objective in ("masked", "seed") and self.attention != "none":
+            raise ConfigError(
+                f"model.attention={self.attention!r} is not available with objective="
+                f"{self.resolved_objective!r} (the seed's Bidirectional decoder layer); use attention='none', "
+                "or objective='twin'."
             )
 
 

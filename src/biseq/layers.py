@@ -176,14 +176,14 @@ class RecurrentDecoder(keras.layers.Layer):
 
     def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
                  memory_dim: int, attention: str = "luong", input_feeding: bool = True, dropout: float = 0.0,
-                 **kwargs) -> None:
+                 embedding: keras.layers.Embedding | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if directions(kind) != 1:
             raise ValueError(f"RecurrentDecoder is unidirectional. Received kind={kind!r}")
         self.kind, self.units, self.num_layers = kind, units, num_layers
         self.vocab_size, self.embedding_dim, self.memory_dim = vocab_size, embedding_dim, memory_dim
         self.attention_kind, self.input_feeding, self.dropout_rate = attention, input_feeding, dropout
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
+        self.embedding = embedding or keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
         cell = keras.layers.LSTMCell if kind == "lstm" else keras.layers.GRUCell
         self.cells = [cell(units, name=f"{kind}_cell_{i + 1}") for i in range(num_layers)]
         self.attention = None
@@ -199,7 +199,8 @@ class RecurrentDecoder(keras.layers.Layer):
         return self.units if self.attention is not None and self.input_feeding else 0
 
     def build(self, input_shape=None) -> None:
-        self.embedding.build((None, None))
+        if not self.embedding.built:
+            self.embedding.build((None, None))
         for i, cell in enumerate(self.cells):
             cell.build((None, self.embedding_dim + self.feed_size if i == 0 else self.units))
         if self.attention is not None:
@@ -361,3 +362,57 @@ class BidirectionalDecoder(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
                 "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "dropout": self.dropout_rate}
+
+
+@keras.saving.register_keras_serializable(package="biseq")
+class TwinDecoder(keras.layers.Layer):
+    """Objective ``twin``: a left-to-right and a right-to-left decoder sharing the target embedding.
+
+    The forward decoder starts from the encoder's forward states and reads
+    ``<s> y_1 .. y_n``; the backward one starts from the encoder's backward states
+    and reads ``<s> y_n .. y_1``. Each has its own recurrent layers, attention and
+    output layer. Both can generate; at inference their n-best lists are rescored
+    by both (see ``biseq.search``).
+
+    Call arguments:
+        forward_input, backward_input: ``[B, T]`` token ids.
+        forward_state, backward_state: decoder states (see :class:`RecurrentDecoder`).
+        bundle: from ``memory_bundle``.
+
+    Returns:
+        ``(forward logits [B, T, V], backward logits [B, T, V])``.
+    """
+
+    def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
+                 memory_dim: int, attention: str = "luong", input_feeding: bool = True, dropout: float = 0.0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.settings = dict(kind=kind, units=units, num_layers=num_layers, vocab_size=vocab_size,
+                             embedding_dim=embedding_dim, memory_dim=memory_dim, attention=attention,
+                             input_feeding=input_feeding, dropout=dropout)
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
+        one = dict(self.settings, kind=kind.removeprefix("bi"), embedding=self.embedding)
+        self.left_to_right = RecurrentDecoder(**one, name="left_to_right_decoder")
+        self.right_to_left = RecurrentDecoder(**one, name="right_to_left_decoder")
+        self.vocab_size = vocab_size
+
+    def build(self, input_shape=None) -> None:
+        self.embedding.build((None, None))
+        self.left_to_right.build()
+        self.right_to_left.build()
+        self.built = True
+
+    def direction(self, index: int) -> RecurrentDecoder:
+        """0: the left-to-right decoder, 1: the right-to-left decoder."""
+        return (self.left_to_right, self.right_to_left)[index]
+
+    def memory_bundle(self, memory, source_mask):
+        return (self.left_to_right.memory_bundle(memory, source_mask),
+                self.right_to_left.memory_bundle(memory, source_mask))
+
+    def call(self, forward_input, backward_input, forward_state, backward_state, bundles, training=False):
+        return (self.left_to_right(forward_input, forward_state, bundles[0], training=training),
+                self.right_to_left(backward_input, backward_state, bundles[1], training=training))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **self.settings}

@@ -12,10 +12,12 @@ import dataclasses
 import keras
 from keras import ops
 
-from biseq.bridge import Bridge
+from biseq.bridge import Bridge, join_states, split_states
 from biseq.config import ModelConfig
-from biseq.layers import BidirectionalDecoder, RecurrentDecoder, RecurrentEncoder
+from biseq.layers import BidirectionalDecoder, RecurrentDecoder, RecurrentEncoder, TwinDecoder
 from biseq.routing import directions
+
+LENGTH_CLASSES = 64  # objective "masked" predicts target lengths 0..63
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,21 +60,43 @@ class Seq2Seq(keras.Model):
         self.embedding_dropout = keras.layers.Dropout(c.dropout)
         self.encoder = RecurrentEncoder(kind=c.encoder, units=c.encoder_units, num_layers=c.encoder_layers,
                                         dropout=c.dropout, name="encoder")
-        if self.bidirectional_decoder:
-            self.decoder = BidirectionalDecoder(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
-                                                vocab_size=target_vocab_size, embedding_dim=c.embedding_dim,
-                                                dropout=c.dropout, name="decoder")
+        self.objective = c.resolved_objective
+        common = dict(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
+                      vocab_size=target_vocab_size, embedding_dim=c.embedding_dim, dropout=c.dropout, name="decoder")
+        memory = dict(memory_dim=c.encoder_units * directions(c.encoder), attention=c.attention,
+                      input_feeding=c.input_feeding)
+        if self.objective == "twin":
+            self.decoder = TwinDecoder(**common, **memory)
+        elif self.objective in ("masked", "seed"):
+            self.decoder = BidirectionalDecoder(**common)
         else:
-            self.decoder = RecurrentDecoder(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
-                                            vocab_size=target_vocab_size, embedding_dim=c.embedding_dim,
-                                            memory_dim=c.encoder_units * directions(c.encoder),
-                                            attention=c.attention, input_feeding=c.input_feeding, dropout=c.dropout,
-                                            name="decoder")
+            self.decoder = RecurrentDecoder(**common, **memory)
+        if self.objective == "masked":
+            self.length_predictor = keras.layers.Dense(LENGTH_CLASSES, name="length_predictor")
         self.build_all()
 
     @property
-    def bidirectional_decoder(self) -> bool:
-        return directions(self.model_config.decoder) == 2
+    def generation_directions(self) -> tuple[int, ...]:
+        """Directions that can generate token by token: ``(0,)``, ``(0, 1)`` for twin, ``()`` otherwise."""
+        return {"autoregressive": (0,), "twin": (0, 1)}.get(self.objective, ())
+
+    def step_decoder(self, direction: int = 0) -> RecurrentDecoder:
+        """The unidirectional decoder that generates in ``direction`` (1: right to left, twin only)."""
+        if direction not in self.generation_directions:
+            raise ValueError(f"This model ({self.objective}) cannot generate in direction {direction}.")
+        return self.decoder.direction(direction) if self.objective == "twin" else self.decoder
+
+    def direction_states(self, layer_states: list[list], direction: int = 0) -> list[list]:
+        """The bridge's per-layer states for one generating decoder.
+
+        Autoregressive: unchanged. Twin: each layer's ``[fwd_h, fwd_c, bwd_h, bwd_c]`` is
+        split, the left-to-right decoder takes the forward half, the right-to-left one the
+        backward half, as ``Bidirectional(...)(x, initial_state=...)`` would.
+        """
+        if self.objective != "twin":
+            return layer_states
+        return [join_states(self.model_config.decoder[2:], [split_states(self.model_config.decoder, s)[direction]])
+                for s in layer_states]
 
     def build_all(self) -> None:
         """Create every weight now, so a fresh model can load saved weights."""
@@ -80,7 +104,15 @@ class Seq2Seq(keras.Model):
         self.encoder.build((None, None, self.model_config.embedding_dim))
         self.bridge.build()
         self.decoder.build()
+        if self.objective == "masked":
+            self.length_predictor.build((None, self.model_config.encoder_units * directions(self.model_config.encoder)))
         self.built = True
+
+    def predict_length(self, encoded: Encoded):
+        """Objective ``masked``: target-length logits ``[B, LENGTH_CLASSES]`` from the mean encoder output."""
+        mask = ops.cast(encoded.mask, encoded.memory.dtype)[:, :, None]
+        pooled = ops.sum(encoded.memory * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        return self.length_predictor(pooled)
 
     def encode(self, source, training=False) -> Encoded:
         """``source [B, S]`` -> :class:`Encoded`."""
@@ -94,14 +126,28 @@ class Seq2Seq(keras.Model):
         return self.bridge(encoded.states)
 
     def call(self, inputs, training=False):
-        source, decoder_input = inputs
+        """Teacher forcing.
+
+        * autoregressive, seed: ``(source, decoder_input)`` -> logits ``[B, T, V]``;
+        * twin: ``(source, left_to_right_input, right_to_left_input)`` -> two logits ``[B, T, V]``;
+        * masked: ``(source, masked_target)`` -> ``(logits [B, T, V], length logits [B, LENGTH_CLASSES])``.
+        """
+        source = inputs[0]
         encoded = self.encode(source, training=training)
         layer_states = self.initial_decoder_states(encoded)
-        if self.bidirectional_decoder:
-            return self.decoder(decoder_input, layer_states, training=training)
+        if self.objective == "seed":
+            return self.decoder(inputs[1], layer_states, training=training)
+        if self.objective == "masked":
+            return self.decoder(inputs[1], layer_states, training=training), self.predict_length(encoded)
+        batch = ops.shape(source)[0]
+        if self.objective == "twin":
+            bundles = self.decoder.memory_bundle(encoded.memory, encoded.mask)
+            states = [self.decoder.direction(d).initial_state(self.direction_states(layer_states, d), batch)
+                      for d in (0, 1)]
+            return self.decoder(inputs[1], inputs[2], states[0], states[1], bundles, training=training)
         bundle = self.decoder.memory_bundle(encoded.memory, encoded.mask)
-        state = self.decoder.initial_state(layer_states, ops.shape(source)[0])
-        return self.decoder(decoder_input, state, bundle, training=training)
+        state = self.decoder.initial_state(layer_states, batch)
+        return self.decoder(inputs[1], state, bundle, training=training)
 
     def routing(self) -> list[str]:
         """Human-readable state routing, one line per decoder state."""

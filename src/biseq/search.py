@@ -27,6 +27,34 @@ class LeakyDecodingError(RuntimeError):
     """Refusal to decode a teacher-forced bidirectional decoder step by step."""
 
 
+def check_generates(seq2seq: Seq2Seq, direction: int) -> None:
+    """Raise :class:`LeakyDecodingError` unless ``seq2seq`` can generate in ``direction``."""
+    if seq2seq.objective == "seed":
+        raise LeakyDecodingError(LEAK_MESSAGE.format(kind=seq2seq.model_config.decoder))
+    if seq2seq.objective == "masked":
+        raise LeakyDecodingError("A 'masked' decoder is non-autoregressive: decode it with mask-predict.")
+    if direction not in seq2seq.generation_directions:
+        raise ValueError(f"direction must be one of {seq2seq.generation_directions}. Received: {direction}")
+
+
+def start_decoding(seq2seq: Seq2Seq, source, *, direction: int = 0, repeat: int = 1):
+    """Encode ``source [B, S]`` and return ``(decoder, state, bundle)`` for step-wise decoding.
+
+    With ``repeat = K`` every row of the state and memory is repeated ``K`` times
+    (adjacent), for beam search: tensors become ``[B*K, ...]``.
+    """
+    decoder = seq2seq.step_decoder(direction)
+    encoded = seq2seq.encode(source)
+
+    def tile(x):
+        return x if repeat == 1 else ops.repeat(x, repeat, axis=0)
+
+    bundle = decoder.memory_bundle(tile(encoded.memory), tile(encoded.mask))
+    layer_states = seq2seq.direction_states(seq2seq.initial_decoder_states(encoded), direction)
+    state = decoder.initial_state(keras.tree.map_structure(tile, layer_states), ops.shape(source)[0] * repeat)
+    return decoder, state, bundle
+
+
 def default_max_length(source_width: int) -> int:
     """Decoding steps for a source padded to ``source_width`` tokens."""
     return 2 * source_width + 5
@@ -42,19 +70,14 @@ class GreedySearch(keras.Model):
         ``[B, L]`` int32 token ids, ``L = max_length or 2 S + 5``; after ``</s>`` all 0.
     """
 
-    def __init__(self, seq2seq: Seq2Seq, *, max_length: int = 0, **kwargs) -> None:
+    def __init__(self, seq2seq: Seq2Seq, *, max_length: int = 0, direction: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        if seq2seq.bidirectional_decoder:
-            raise LeakyDecodingError(LEAK_MESSAGE.format(kind=seq2seq.model_config.decoder))
-        self.seq2seq = seq2seq
-        self.max_length = max_length
+        check_generates(seq2seq, direction)
+        self.seq2seq, self.max_length, self.direction = seq2seq, max_length, direction
 
     def call(self, source):
-        model, decoder = self.seq2seq, self.seq2seq.decoder
         batch, width = ops.shape(source)[0], ops.shape(source)[1]
-        encoded = model.encode(source)
-        bundle = decoder.memory_bundle(encoded.memory, encoded.mask)
-        state = decoder.initial_state(model.initial_decoder_states(encoded), batch)
+        decoder, state, bundle = start_decoding(self.seq2seq, source, direction=self.direction)
         tokens = ops.full((batch,), BOS_ID, dtype="int32")
         done = ops.zeros((batch,), dtype="bool")
 
@@ -69,3 +92,217 @@ class GreedySearch(keras.Model):
         steps = self.max_length or default_max_length(int(width))
         _, out = ops.scan(body, (tokens, state, done), length=steps)
         return ops.transpose(out, (1, 0))
+
+
+NEG = -1e9  # a "log-probability" for impossible hypotheses (finite, so no NaN in arithmetic)
+
+
+def _reorder(tree, index):
+    """Gather every tensor of a state structure along axis 0 (the flat batch x beam axis)."""
+    return keras.tree.map_structure(lambda x: ops.take(x, index, axis=0), tree)
+
+
+def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: int, vocab_size: int,
+                length_penalty: float = 1.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID):
+    """Batched beam search with length normalisation, as one ``keras.ops.scan``.
+
+    Args:
+        step_fn: ``(tokens [N], state) -> (log_probs [N, V], state)`` with ``N = batch_size * beam_size``.
+        state: the initial state, every tensor ``[N, ...]`` (each batch row repeated ``beam_size`` times).
+        length_penalty: ``alpha``; a finished hypothesis scores ``log p / length ** alpha``
+            (length counts ``</s>``); 0 ranks by ``log p``.
+
+    Returns:
+        ``(sequences [B, K, L], scores [B, K], log_probs [B, K])``: the ``K = beam_size`` best
+        hypotheses per row, best first, padded with 0 after ``</s>``; unused slots score ``<= -1e8``.
+
+    Algorithm, per step ``t``:
+
+    1. every alive hypothesis is extended by every token: ``[B, K * V]`` candidate log-probabilities;
+    2. the ``2K`` best candidates are taken, so ``K`` alive ones remain even if ``K`` of them end;
+    3. candidates ending in ``</s>`` join the finished pool (``K`` best kept, never dropped for an
+       alive one); the others, best ``K``, stay alive;
+    4. the state (and so the attention context) is reordered by the chosen beams explicitly.
+
+    After the last step the alive hypotheses join the finished pool too, so a row always has output.
+    """
+    b, k, v, length = batch_size, beam_size, vocab_size, max_length
+    positions = ops.arange(length, dtype="int32")
+    offsets = (ops.arange(b, dtype="int32") * k)[:, None]  # [B, 1]
+    alive_seq = ops.zeros((b, k, length), dtype="int32")
+    alive_logp = ops.concatenate([ops.zeros((b, 1)), ops.full((b, k - 1), NEG)], axis=1)
+    fin_seq = ops.zeros((b, k, length), dtype="int32")
+    fin_score = ops.full((b, k), NEG)
+    fin_logp = ops.full((b, k), NEG)
+    tokens = ops.full((b * k,), bos_id, dtype="int32")
+
+    def body(carry, t):
+        tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
+        log_probs, state = step_fn(tokens, state)
+        cand = alive_logp[:, :, None] + ops.reshape(ops.cast(log_probs, "float32"), (b, k, v))
+        top_logp, top_index = ops.top_k(ops.reshape(cand, (b, k * v)), 2 * k)  # [B, 2K]
+        top_beam, top_token = top_index // v, ops.cast(top_index % v, "int32")
+        top_seq = ops.take_along_axis(alive_seq, top_beam[:, :, None], axis=1)  # [B, 2K, L]
+        top_seq = ops.where(positions[None, None, :] == t, top_token[:, :, None], top_seq)
+        ended = ops.equal(top_token, eos_id)
+        # finished pool: old K + newly ended candidates, best K by normalised score
+        norm = ops.power(ops.cast(t + 1, "float32"), length_penalty)
+        new_score = ops.where(ended, top_logp / norm, NEG)
+        pool_score = ops.concatenate([fin_score, new_score], axis=1)
+        pool_logp = ops.concatenate([fin_logp, ops.where(ended, top_logp, NEG)], axis=1)
+        pool_seq = ops.concatenate([fin_seq, top_seq], axis=1)
+        fin_score, keep = ops.top_k(pool_score, k)
+        fin_logp = ops.take_along_axis(pool_logp, keep, axis=1)
+        fin_seq = ops.take_along_axis(pool_seq, keep[:, :, None], axis=1)
+        # alive: best K candidates that did not end
+        alive_logp, keep = ops.top_k(ops.where(ended, NEG, top_logp), k)
+        alive_seq = ops.take_along_axis(top_seq, keep[:, :, None], axis=1)
+        beam = ops.take_along_axis(top_beam, keep, axis=1)
+        tokens = ops.reshape(ops.take_along_axis(top_token, keep, axis=1), (b * k,))
+        state = _reorder(state, ops.reshape(beam + offsets, (b * k,)))
+        return (tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp), None
+
+    carry = (tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp)
+    carry, _ = ops.scan(body, carry, ops.arange(length, dtype="int32"))
+    _, _, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
+    # unfinished hypotheses compete too (scored at full length), so nothing is lost
+    alive_score = ops.where(alive_logp > NEG / 2, alive_logp / (float(length) ** length_penalty), NEG)
+    pool_score = ops.concatenate([fin_score, alive_score], axis=1)
+    scores, keep = ops.top_k(pool_score, k)
+    seqs = ops.take_along_axis(ops.concatenate([fin_seq, alive_seq], axis=1), keep[:, :, None], axis=1)
+    logps = ops.take_along_axis(ops.concatenate([fin_logp, alive_logp], axis=1), keep, axis=1)
+    return seqs, scores, logps
+
+
+class BeamSearch(keras.Model):
+    """Beam search over a :class:`~biseq.model.Seq2Seq` with a unidirectional decoder.
+
+    Call arguments:
+        source: ``[B, S]`` int source ids (0-padded).
+
+    Returns:
+        ``(sequences [B, K, L], scores [B, K])``, best first (see :func:`beam_search`).
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, *, beam_size: int = 5, length_penalty: float = 1.0,
+                 max_length: int = 0, direction: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        check_generates(seq2seq, direction)
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1. Received: {beam_size}")
+        self.seq2seq, self.beam_size, self.direction = seq2seq, beam_size, direction
+        self.length_penalty, self.max_length = length_penalty, max_length
+
+    def call(self, source):
+        k = self.beam_size
+        batch, width = ops.shape(source)[0], ops.shape(source)[1]
+        decoder, state, bundle = start_decoding(self.seq2seq, source, direction=self.direction, repeat=k)
+
+        def step(tokens, state):
+            logits, state = decoder.step(tokens, state, bundle)
+            return ops.log_softmax(logits, axis=-1), state
+
+        seqs, scores, _ = beam_search(step, state, batch_size=batch, beam_size=k,
+                                      max_length=self.max_length or default_max_length(int(width)),
+                                      vocab_size=decoder.vocab_size, length_penalty=self.length_penalty)
+        return seqs, scores
+
+
+class TwinScorer(keras.Model):
+    """Teacher-forced log-probabilities of given outputs under both decoders of a ``twin`` model.
+
+    Call arguments:
+        inputs: ``(source [B, S], left_to_right_input [B, T], left_to_right_target [B, T],
+            right_to_left_input [B, T], right_to_left_target [B, T], weight [B, T])``.
+
+    Returns:
+        ``(log p left to right [B], log p right to left [B])``, summed over real tokens (``</s>`` included).
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if seq2seq.objective != "twin":
+            raise ValueError(f"TwinScorer needs a 'twin' model. Received objective={seq2seq.objective!r}")
+        self.seq2seq = seq2seq
+
+    def call(self, inputs):
+        source, fwd_in, fwd_tgt, bwd_in, bwd_tgt, weight = inputs
+        fwd_logits, bwd_logits = self.seq2seq((source, fwd_in, bwd_in))
+
+        def total(logits, target):
+            logp = ops.log_softmax(logits, axis=-1)
+            picked = ops.take_along_axis(logp, ops.cast(target, "int32")[..., None], axis=-1)[..., 0]
+            return ops.sum(picked * weight, axis=-1)
+
+        return total(fwd_logits, fwd_tgt), total(bwd_logits, bwd_tgt)
+
+
+class MaskPredict(keras.Model):
+    """Non-autoregressive decoding of a ``masked`` model by iterative mask-predict.
+
+    1. predict the target length from the encoder; keep the ``length_candidates`` most likely;
+    2. per candidate length ``l``, start from ``l`` ``<mask>`` tokens;
+    3. ``iterations`` times: predict every masked position at once (the seed's bidirectional
+       decoder reads the whole sequence), then re-mask the ``l (T - 1 - i) / T`` least
+       confident positions;
+    4. keep the candidate with the highest mean log-probability.
+
+    Call arguments:
+        source: ``[B, S]`` int source ids.
+
+    Returns:
+        ``(tokens [B, W], scores [B])``: ``W = max_length or 2 S + 5``, 0-padded after the length.
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, *, mask_id: int, iterations: int = 4, length_candidates: int = 3,
+                 max_length: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if seq2seq.objective != "masked":
+            raise ValueError(f"MaskPredict needs a 'masked' model. Received objective={seq2seq.objective!r}")
+        if iterations < 1 or length_candidates < 1:
+            raise ValueError("iterations and length_candidates must be at least 1. "
+                             f"Received: {iterations}, {length_candidates}")
+        self.seq2seq, self.mask_id = seq2seq, mask_id
+        self.iterations, self.length_candidates, self.max_length = iterations, length_candidates, max_length
+
+    def call(self, source):
+        from biseq.model import LENGTH_CLASSES
+
+        model, c, steps = self.seq2seq, self.length_candidates, self.iterations
+        batch, width = ops.shape(source)[0], ops.shape(source)[1]
+        out_width = min(self.max_length or default_max_length(int(width)), LENGTH_CLASSES - 1)
+        encoded = model.encode(source)
+        classes = ops.arange(LENGTH_CLASSES)
+        length_logits = ops.where(((classes < 1) | (classes > out_width))[None, :], NEG,
+                                  model.predict_length(encoded))
+        _, lengths = ops.top_k(length_logits, c)  # [B, C]
+        lengths = ops.reshape(ops.cast(lengths, "int32"), (-1,))  # [B*C]
+        layer_states = keras.tree.map_structure(lambda x: ops.repeat(x, c, axis=0),
+                                                model.initial_decoder_states(encoded))
+        real = ops.arange(out_width, dtype="int32")[None, :] < lengths[:, None]  # [B*C, W]
+        tokens = ops.where(real, self.mask_id, PAD_ID)
+        log_probs = ops.zeros(ops.shape(tokens))
+        vocab = model.decoder.vocab_size
+        forbidden = ops.where(ops.arange(vocab) <= max(self.mask_id, EOS_ID + 1), NEG, 0.0)  # specials, <mask>
+
+        def body(i, carry):
+            tokens, log_probs = carry
+            logp = ops.log_softmax(model.decoder(tokens, layer_states), axis=-1) + forbidden
+            chosen = ops.cast(ops.argmax(logp, axis=-1), "int32")
+            chosen_logp = ops.max(logp, axis=-1)
+            masked = ops.equal(tokens, self.mask_id)
+            tokens = ops.where(masked, chosen, tokens)
+            log_probs = ops.where(masked, chosen_logp, log_probs)
+            remask_count = (lengths * (steps - 1 - i)) // steps  # [B*C]
+            confidence = ops.where(real, log_probs, 1e9)
+            rank = ops.argsort(ops.argsort(confidence, axis=-1), axis=-1)
+            remask = ops.logical_and(rank < remask_count[:, None], real)
+            return ops.where(remask, self.mask_id, tokens), log_probs
+
+        tokens, log_probs = ops.fori_loop(0, steps, body, (tokens, log_probs))
+        mean_logp = ops.sum(ops.where(real, log_probs, 0.0), axis=-1) / ops.cast(lengths, "float32")
+        mean_logp = ops.reshape(mean_logp, (batch, c))
+        best = ops.argmax(mean_logp, axis=-1)
+        tokens = ops.reshape(tokens, (batch, c, out_width))
+        chosen = ops.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]
+        return chosen, ops.max(mean_logp, axis=-1)

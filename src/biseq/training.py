@@ -19,12 +19,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from biseq.batching import Batch, encode_pairs, make_batches, padding_share
+from biseq.batching import Batch, encode_pairs, make_batches, padding_share, reverse_targets
 from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.metrics import Scores, score
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
-from biseq.vocabulary import Vocabulary
+from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
 LAST_FILE, STATE_FILE, HISTORY_FILE, PLOT_FILE = "last.keras", "state.json", "history.json", "history.png"
 
@@ -57,9 +57,11 @@ class MaskedCrossEntropy(keras.losses.Loss):
 class BatchSequence(keras.utils.PyDataset):
     """Bucketed batches, reshuffled every epoch; items are ``((source, decoder_input), target, weight)``."""
 
-    def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int) -> None:
+    def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
+                 objective: str = "autoregressive", mask_id: int = -1) -> None:
         super().__init__()
         self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, 0
+        self.objective, self.mask_id = objective, mask_id
         self.batches: list[Batch] = []
         self._shuffle()
 
@@ -72,11 +74,40 @@ class BatchSequence(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         b = self.batches[index]
+        if self.objective == "twin":
+            r = reverse_targets(b)
+            return (b.source, b.decoder_input, r.decoder_input), (b.decoder_target, r.decoder_target), (b.weight,
+                                                                                                         r.weight)
+        if self.objective == "masked":
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            masked_input, tokens, token_weight, lengths = mask_targets(b, mask_id=self.mask_id, rng=rng)
+            return (b.source, masked_input), (tokens, lengths), (token_weight, (lengths > 0).astype(np.float32))
         return (b.source, b.decoder_input), b.decoder_target, b.weight
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self._shuffle()
+
+
+def mask_targets(batch: Batch, *, mask_id: int, rng: np.random.Generator):
+    """Objective ``masked``: hide a random share of each target.
+
+    Per row with ``n`` target tokens, ``k ~ uniform{1..n}`` random positions become
+    ``<mask>``; only those are predicted.
+
+    Returns:
+        ``(masked input [B, T], target tokens [B, T], weights [B, T] (1 at masked positions),
+        lengths [B])``; the target has no ``<s>``/``</s>``.
+    """
+    tokens = np.where(batch.decoder_target == EOS_ID, PAD_ID, batch.decoder_target).astype(np.int32)
+    real = tokens != PAD_ID
+    lengths = real.sum(axis=1)
+    u = np.where(real, rng.random(tokens.shape), 2.0)
+    rank = np.argsort(np.argsort(u, axis=1), axis=1)
+    k = np.floor(rng.random(len(tokens)) * lengths).astype(np.int64) + 1
+    masked = (rank < k[:, None]) & real
+    return (np.where(masked, mask_id, tokens).astype(np.int32), tokens, masked.astype(np.float32),
+            lengths.astype(np.int32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,14 +136,25 @@ def prepare(config: Config) -> Prepared:
     if not train:
         raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
     source_vocab = Vocabulary.build(e.source for e in train)
-    target_vocab = Vocabulary.build(t for e in train for t in e.targets)
+    extra = (MASK,) if config.model.resolved_objective == "masked" else ()
+    target_vocab = Vocabulary.build((t for e in train for t in e.targets), extra=extra)
     return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
                     target_vocab=target_vocab)
 
 
-def evaluate(transducer: Transducer, entries: Sequence[Entry], *, batch_size: int = 256) -> tuple[Scores, list[str]]:
-    """Greedy-decode ``entries`` and score them; returns the scores and the hypotheses."""
-    hyps = transducer.predict_tokens([e.source for e in entries], batch_size=batch_size)
+def evaluate(transducer: Transducer, entries: Sequence[Entry], *, batch_size: int = 256, beam_size: int = 1,
+             length_penalty: float = 1.0) -> tuple[Scores, list[str]]:
+    """Decode ``entries`` (greedy, or beam search when ``beam_size > 1``) and score them.
+
+    Returns the scores and the hypotheses (space-joined tokens).
+    """
+    sources = [e.source for e in entries]
+    if beam_size > 1 or transducer.model.objective == "twin":
+        found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
+                                             length_penalty=length_penalty)
+        hyps = [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]
+    else:
+        hyps = transducer.predict_tokens(sources, batch_size=batch_size)
     hyp_strings = [" ".join(h) for h in hyps]
     refs = [[" ".join(t) for t in e.targets] for e in entries]
     return score(hyp_strings, refs), hyp_strings
@@ -244,15 +286,19 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         out.mkdir(parents=True, exist_ok=True)
         transducer.save(out)  # vocabularies and config now; the weights are replaced by the best epoch
         tc = config.train
+        two_outputs = transducer.model.objective in ("twin", "masked")
+        loss = MaskedCrossEntropy(label_smoothing=tc.label_smoothing)
         transducer.model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=tc.learning_rate, global_clipnorm=tc.clip_norm),
-            loss=MaskedCrossEntropy(label_smoothing=tc.label_smoothing),
+            loss=[loss, loss] if two_outputs else loss,
         )
     log(f"model: {transducer.model.count_params():,} parameters; state routing:")
     for line in transducer.model.routing():
         log(f"  {line}")
     pairs = encode_pairs(data.train, data.source_vocab, data.target_vocab)
-    sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed)
+    sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed,
+                             objective=transducer.model.objective,
+                             mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1)
     sequence.epoch = state["epoch"]
     sequence._shuffle()
     log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "

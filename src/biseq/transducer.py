@@ -16,12 +16,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from biseq.batching import bucket_width, pad_ids
+from biseq.batching import bucket_width, pad_ids, reverse_targets, target_batch
 from biseq.config import Config
 from biseq.corpus import split_tokens
 from biseq.model import Seq2Seq
-from biseq.search import GreedySearch
-from biseq.vocabulary import UNK, Vocabulary
+from biseq.search import BeamSearch, GreedySearch, MaskPredict, TwinScorer
+from biseq.vocabulary import EOS_ID, MASK, PAD_ID, UNK, Vocabulary
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
 
@@ -67,6 +67,10 @@ class Transducer:
         self.model = model or Seq2Seq(config=config.model, source_vocab_size=len(source_vocab),
                                        target_vocab_size=len(target_vocab), name="seq2seq")
         self._greedy: GreedySearch | None = None
+        self._beams: dict[tuple[int, float, int], BeamSearch] = {}
+        self._scorer: TwinScorer | None = None
+        self._mask_predict: dict[tuple[int, int], MaskPredict] = {}
+        self.iterations, self.length_candidates = 4, 3  # mask-predict settings (objective "masked")
 
     # --- text <-> ids ----------------------------------------------------------------
     def tokenize_source(self, text: str) -> tuple[str, ...]:
@@ -94,21 +98,120 @@ class Transducer:
             self._greedy = GreedySearch(self.model, max_length=self.config.train.max_decode_length)
         return self._greedy
 
-    def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
-        """Greedy-decode id sequences; batches of similar length, original order kept."""
+    def _batched(self, sources: Sequence[Sequence[int]], run, *, batch_size: int) -> list:
+        """Apply ``run(padded [b, S]) -> per-row results`` to length-sorted batches; original order kept."""
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-        results: list[list[int]] = [[] for _ in sources]
+        results: list = [None] * len(sources)
         start = 0
         while start < len(order):
             width = bucket_width(max(1, len(sources[order[start]])))
             chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
             rows = bucket_width(len(chunk)) if len(chunk) < batch_size else batch_size
-            batch = pad_ids([sources[i] for i in chunk], width, rows)
-            out = np.asarray(self.greedy.predict_on_batch(batch))
+            out = run(pad_ids([sources[i] for i in chunk], width, rows))
             for row, i in enumerate(chunk):
-                results[i] = [int(t) for t in out[row]]
+                results[i] = out[row]
             start += len(chunk)
         return results
+
+    def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
+        """Greedy-decode id sequences (mask-predict for a ``masked`` model)."""
+        search = self.mask_predict() if self.model.objective == "masked" else self.greedy
+
+        def run(batch):
+            out = search.predict_on_batch(batch)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            return [[int(t) for t in row] for row in np.asarray(out)]
+
+        return self._batched(sources, run, batch_size=batch_size)
+
+    def mask_predict(self) -> MaskPredict:
+        """Objective ``masked``: the compiled mask-predict decoder (``iterations``, ``length_candidates``)."""
+        key = (self.iterations, self.length_candidates)
+        if key not in self._mask_predict:
+            self._mask_predict[key] = MaskPredict(
+                self.model, mask_id=self.target_vocab.id(MASK), iterations=self.iterations,
+                length_candidates=self.length_candidates, max_length=self.config.train.max_decode_length)
+        return self._mask_predict[key]
+
+    def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> BeamSearch:
+        key = (beam_size, length_penalty, direction)
+        if key not in self._beams:
+            self._beams[key] = BeamSearch(self.model, beam_size=beam_size, length_penalty=length_penalty,
+                                          max_length=self.config.train.max_decode_length, direction=direction)
+        return self._beams[key]
+
+    def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                          length_penalty: float = 1.0, batch_size: int = 64, direction: int | None = None,
+                          ) -> list[list[tuple[list[int], float]]]:
+        """Beam-search id sequences: per source the ``nbest`` best ``(ids, score)``, best first.
+
+        A ``twin`` model decodes in both directions and rescores (see :meth:`twin_nbest_ids`)
+        unless ``direction`` (0 left to right, 1 right to left) is given.
+        """
+        if not 1 <= nbest <= beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
+        if self.model.objective == "twin" and direction is None:
+            return self.twin_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
+        direction = direction or 0
+        search = self.beam(beam_size, length_penalty, direction)
+
+        def run(batch):
+            seqs, scores = search.predict_on_batch(batch)
+            seqs, scores = np.asarray(seqs), np.asarray(scores)
+            return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]))
+                     for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
+
+        return self._batched(sources, run, batch_size=batch_size)
+
+    @staticmethod
+    def _in_order(ids: list[int], direction: int) -> list[int]:
+        """Ids up to ``</s>``, read left to right (a right-to-left hypothesis is reversed)."""
+        out = []
+        for t in ids:
+            if t == EOS_ID:
+                break
+            if t != PAD_ID:
+                out.append(t)
+        return out[::-1] if direction == 1 else out
+
+    def twin_scores(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
+                    batch_size: int = 256) -> np.ndarray:
+        """``[N, 2]`` teacher-forced log-probabilities of ``outputs`` (left to right) under both decoders."""
+        if self._scorer is None:
+            self._scorer = TwinScorer(self.model)
+        result = np.zeros((len(sources), 2), dtype=np.float64)
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            rows = bucket_width(len(chunk)) if len(chunk) < batch_size else batch_size
+            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
+                                 source_width=bucket_width(max(len(sources[i]) for i in chunk)),
+                                 target_width=bucket_width(max(len(outputs[i]) for i in chunk) + 1))
+            rev = reverse_targets(batch)
+            fwd, bwd = self._scorer.predict_on_batch((batch.source, batch.decoder_input, batch.decoder_target,
+                                                      rev.decoder_input, rev.decoder_target, batch.weight))
+            result[chunk, 0] = np.asarray(fwd)[: len(chunk)]
+            result[chunk, 1] = np.asarray(bwd)[: len(chunk)]
+        return result
+
+    def twin_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                       length_penalty: float = 1.0) -> list[list[tuple[list[int], float]]]:
+        """Agreement rescoring for a ``twin`` model.
+
+        1. beam search left to right and right to left (``beam_size`` each);
+        2. every distinct hypothesis of both n-best lists is scored by both decoders (teacher forcing);
+        3. combined score = ``(log p_l2r + log p_r2l) / 2 / (length + 1) ** length_penalty``; best first.
+        """
+        lists = [self.predict_nbest_ids(sources, beam_size=beam_size, nbest=beam_size,
+                                        length_penalty=length_penalty, direction=d) for d in (0, 1)]
+        candidates = [list(dict.fromkeys(tuple(ids) for ids, _ in lists[0][i] + lists[1][i]))
+                      for i in range(len(sources))]
+        flat = [(i, list(c)) for i, cands in enumerate(candidates) for c in cands if c]
+        scores = self.twin_scores([sources[i] for i, _ in flat], [c for _, c in flat])
+        ranked: list[list[tuple[list[int], float]]] = [[] for _ in sources]
+        for (i, c), (fwd, bwd) in zip(flat, scores, strict=True):
+            ranked[i].append((c, float((fwd + bwd) / 2 / (len(c) + 1) ** length_penalty)))
+        return [sorted(r, key=lambda x: -x[1])[:nbest] for r in ranked]
 
     def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
         """Token sequences in, best output token sequences out."""
@@ -120,11 +223,29 @@ class Transducer:
         ids = self.predict_ids(self.encode_sources(sources), batch_size=batch_size)
         return [self.target_vocab.decode(row) for row in ids]
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 256) -> list[str]:
-        """Strings in (e.g. words), strings out (e.g. space-separated phones)."""
+    def target_text(self, tokens: Sequence[str]) -> str:
+        """Output tokens to a string (characters joined, or tokens with spaces)."""
+        return ("" if self.config.data.target_split == "char" else " ").join(tokens)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
+                length_penalty: float = 1.0) -> list[str]:
+        """Strings in (e.g. words), strings out (e.g. space-separated phones); greedy or beam search."""
+        if beam_size > 1 or self.model.objective == "twin":
+            return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
+                                                                     length_penalty=length_penalty)]
         tokens = self.predict_tokens([self.tokenize_source(t) for t in texts], batch_size=batch_size)
-        joiner = "" if self.config.data.target_split == "char" else " "
-        return [joiner.join(t) for t in tokens]
+        return [self.target_text(t) for t in tokens]
+
+    def predict_nbest(self, texts: Sequence[str], *, beam_size: int, nbest: int = 1,
+                      length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
+        """Beam search: per input the ``nbest`` best ``(output string, score)``, best first."""
+        sources = [self.tokenize_source(t) for t in texts]
+        empty = [i for i, s in enumerate(sources) if not s]
+        if empty:
+            raise ValueError(f"Input {empty[0] + 1} is empty; every input needs at least one symbol.")
+        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
+                                       length_penalty=length_penalty)
+        return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps] for hyps in found]
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

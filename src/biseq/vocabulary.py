@@ -6,7 +6,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+PAD, BOS, EOS, UNK, MASK = "<pad>", "<s>", "</s>", "<unk>", "<mask>"
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 SPECIALS = (PAD, BOS, EOS, UNK)
 
@@ -23,13 +23,17 @@ class Vocabulary:
         self._ids = {s: i for i, s in enumerate(self.symbols)}
 
     @classmethod
-    def build(cls, sequences: Iterable[Sequence[str]]) -> Vocabulary:
-        """Build from token sequences: most frequent first, ties alphabetical."""
+    def build(cls, sequences: Iterable[Sequence[str]], *, extra: Sequence[str] = ()) -> Vocabulary:
+        """Build from token sequences: the specials, ``extra`` (e.g. ``<mask>``), then most frequent first."""
         counts = Counter(token for seq in sequences for token in seq)
-        for special in SPECIALS:
+        for special in (*SPECIALS, *extra):
             counts.pop(special, None)
         ordered = sorted(counts, key=lambda s: (-counts[s], s))
-        return cls(SPECIALS + tuple(ordered))
+        return cls(SPECIALS + tuple(extra) + tuple(ordered))
+
+    def id(self, symbol: str) -> int:
+        """The id of ``symbol``; KeyError when absent."""
+        return self._ids[symbol]
 
     def __len__(self) -> int:
         return len(self.symbols)

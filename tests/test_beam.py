@@ -1,0 +1,129 @@
+"""Beam search against hand-built step functions (no model), and on a model against greedy search."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from biseq.search import BeamSearch, GreedySearch, beam_search
+from biseq.vocabulary import BOS_ID, EOS_ID
+
+A, B_, C = 4, 5, 6  # token ids after the 4 reserved ones
+V = 7
+
+
+def table_step(table):
+    """A step function whose next-token distribution depends only on the previous token."""
+    log_table = np.log(np.asarray(table, "float32") + 1e-12)
+
+    def step(tokens, state):
+        return ops.take(ops.convert_to_tensor(log_table), tokens, axis=0), state
+
+    return step
+
+
+def tricky_table():
+    table = np.zeros((V, V), "float32")
+    table[BOS_ID, [A, B_]] = [0.6, 0.4]  # greedy takes A ...
+    table[A, [EOS_ID, A, C]] = [0.35, 0.35, 0.3]  # ... and then can only reach p <= 0.6 * 0.35 = 0.21
+    table[B_, EOS_ID] = 1.0  # while B </s> has p = 0.4
+    table[C, EOS_ID] = 1.0
+    for row in (EOS_ID, 0, 3):
+        table[row, EOS_ID] = 1.0
+    return table
+
+
+def run(step, *, batch=1, beam=3, length=4, alpha=0.0):
+    dummy = ops.zeros((batch * beam, 1))
+    seqs, scores, logps = beam_search(step, dummy, batch_size=batch, beam_size=beam, max_length=length,
+                                      vocab_size=V, length_penalty=alpha)
+    return ops.convert_to_numpy(seqs), ops.convert_to_numpy(scores), ops.convert_to_numpy(logps)
+
+
+def test_beam_finds_the_better_sequence_greedy_misses():
+    seqs, scores, logps = run(table_step(tricky_table()), beam=2)
+    assert seqs[0, 0, :2].tolist() == [B_, EOS_ID]
+    assert logps[0, 0] == pytest.approx(np.log(0.4), abs=1e-5)
+    greedy_first = run(table_step(tricky_table()), beam=1)[0][0, 0]
+    assert greedy_first[0] == A  # beam size 1 is greedy: it commits to A
+    assert logps[0, 0] > np.log(0.21)
+
+
+def test_nbest_is_sorted_and_distinct_and_keeps_finished():
+    seqs, scores, _ = run(table_step(tricky_table()), beam=3, length=5)
+    assert (np.diff(scores[0]) <= 1e-6).all()
+    as_tuples = [tuple(s) for s in seqs[0]]
+    assert len(set(as_tuples)) == 3
+    # B </s> (0.4), A </s> (0.6 * 0.35 = 0.21), A C </s> (0.6 * 0.3 * 1 = 0.18); A A ... is below
+    assert as_tuples[0][:2] == (B_, EOS_ID) and as_tuples[1][:2] == (A, EOS_ID)
+    assert as_tuples[2][:3] == (A, C, EOS_ID)
+    np.testing.assert_allclose(np.exp(scores[0]), [0.4, 0.21, 0.18], rtol=1e-5)
+    assert (seqs[0, 0, 2:] == 0).all()  # padding after </s>
+
+
+def test_length_penalty_prefers_longer_when_alpha_is_high():
+    table = np.zeros((V, V), "float32")
+    table[BOS_ID, [EOS_ID, A]] = [0.55, 0.45]
+    table[A, [A, EOS_ID]] = [0.1, 0.9]
+    for row in (EOS_ID, 0, 3, B_, C):
+        table[row, EOS_ID] = 1.0
+    short = run(table_step(table), beam=2, alpha=0.0)[0][0, 0]
+    long = run(table_step(table), beam=2, alpha=1.0)[0][0, 0]
+    assert short[0] == EOS_ID  # log .55 > log(.45 * .9)
+    assert long[:2].tolist() == [A, EOS_ID]  # log(.405) / 2 > log(.55) / 1
+
+
+def random_step(seed, hidden=5):
+    rng = np.random.default_rng(seed)
+    emb = ops.convert_to_tensor(rng.normal(size=(V, hidden)).astype("float32"))
+    w = ops.convert_to_tensor(rng.normal(size=(hidden, hidden)).astype("float32"))
+    out = ops.convert_to_tensor((2 * rng.normal(size=(hidden, V))).astype("float32"))
+
+    def step(tokens, state):
+        state = ops.tanh(ops.matmul(state, w) + ops.take(emb, tokens, axis=0))
+        return ops.log_softmax(ops.matmul(state, out), axis=-1), state
+
+    return step
+
+
+def test_beam_one_equals_a_plain_greedy_loop():
+    step = random_step(0)
+    batch, length = 4, 6
+    state0 = ops.convert_to_tensor(np.random.default_rng(1).normal(size=(batch, 5)).astype("float32"))
+    seqs, _, _ = beam_search(step, state0, batch_size=batch, beam_size=1, max_length=length, vocab_size=V,
+                             length_penalty=0.0)
+    tokens, state, expected, done = np.full(batch, BOS_ID), state0, [], np.zeros(batch, bool)
+    for _ in range(length):
+        logp, state = step(ops.convert_to_tensor(tokens.astype("int32")), state)
+        tokens = ops.convert_to_numpy(logp).argmax(-1)
+        expected.append(np.where(done, 0, tokens))
+        done |= tokens == EOS_ID
+    np.testing.assert_array_equal(ops.convert_to_numpy(seqs)[:, 0], np.stack(expected, 1))
+
+
+def test_beam_rows_are_independent():
+    """Batch rows do not mix: each row's result equals running it alone (state reordered per row)."""
+    step = random_step(2)
+    state = np.random.default_rng(3).normal(size=(3, 5)).astype("float32")
+    together = beam_search(step, ops.convert_to_tensor(np.repeat(state, 4, 0)), batch_size=3, beam_size=4,
+                           max_length=5, vocab_size=V)[0]
+    for row in range(3):
+        alone = beam_search(step, ops.convert_to_tensor(np.repeat(state[row : row + 1], 4, 0)), batch_size=1,
+                            beam_size=4, max_length=5, vocab_size=V)[0]
+        np.testing.assert_array_equal(ops.convert_to_numpy(together)[row], ops.convert_to_numpy(alone)[0])
+
+
+def test_model_beam_one_equals_greedy_and_nbest_is_sorted():
+    from tests.test_search_and_learning import small_model
+
+    keras.utils.set_random_seed(5)
+    system = small_model(attention="luong")
+    for w in system.model.weights:
+        w.assign(ops.convert_to_numpy(w) * 3.0)
+    source = np.array([[4, 5, 6, 7], [8, 9, 4, 0], [5, 5, 0, 0]], "int32")
+    greedy = np.asarray(GreedySearch(system.model, max_length=7).predict_on_batch(source))
+    seqs, _ = BeamSearch(system.model, beam_size=1, length_penalty=0.0, max_length=7).predict_on_batch(source)
+    np.testing.assert_array_equal(np.asarray(seqs)[:, 0], greedy)
+    seqs5, scores5 = BeamSearch(system.model, beam_size=5, length_penalty=0.0, max_length=7).predict_on_batch(source)
+    assert np.asarray(seqs5).shape == (3, 5, 7)
+    assert (np.diff(np.asarray(scores5), axis=1) <= 1e-5).all()
