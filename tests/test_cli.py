@@ -118,3 +118,34 @@ def test_other_user_errors(tmp_path, trained):
     config.write_text('{"model": {"units": 3}}')
     result = biseq("train", "--config", config, "--out", tmp_path / "m")
     assert result.returncode == 2 and "Unknown key(s) ['units'] for [model]" in result.stderr
+
+
+@pytest.mark.parametrize("objective", ["twin", "masked"])
+def test_bidirectional_objectives_train_save_and_predict_identically(tmp_path, objective):
+    from biseq.transducer import Transducer
+
+    data = tmp_path / "rev.tsv"
+    data.write_text("\n".join(reversal_lines(100)) + "\n")
+    out = tmp_path / objective
+    result = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 2,
+                   "--decoder", "bilstm", "--objective", objective, "--encoder-units", 16, "--quiet", "--show", 0)
+    assert result.returncode == 0, result.stderr
+    info = biseq("info", "--model", out)
+    assert f"objective: {objective}" in info.stdout
+    assert "bilstm layer 1 backward c (batch, 16) <- bilstm layer 1 backward c (batch, 16)" in info.stdout
+    words = ["abc", "fed", "dacbe"]
+    system = Transducer.load(out)
+    expected = system.predict(words)
+    args = ["--beam", 3, "--nbest", 2] if objective == "twin" else ["--iterations", 4]
+    result = biseq("predict", "--model", out, *words, *args)
+    assert result.returncode == 0, result.stderr
+    if objective == "twin":
+        expected_nbest = system.predict_nbest(words, beam_size=3, nbest=2)
+        lines = [line.split("\t") for line in result.stdout.splitlines()]
+        assert [(w, h) for w, h, _ in lines] == [(w, h) for w, hyps in zip(words, expected_nbest, strict=True)
+                                                 for h, _ in hyps]
+        assert all(float(s) <= 0 for _, _, s in lines)
+    else:
+        assert result.stdout.splitlines() == [f"{w}\t{p}" for w, p in zip(words, expected, strict=True)]
+        refused = biseq("predict", "--model", out, "abc", "--beam", 2)
+        assert refused.returncode == 2 and "non-autoregressive" in refused.stderr
