@@ -61,17 +61,17 @@ def main() -> None:
         system = Transducer.load(path)
         if entries is None:
             entries = dev_sample(prepare(system.config).test, args.limit, seed=0)
-        k = args.beam
+
         if kind == "uni":
             rows.append(run_row("unidirectional, greedy", system, entries, lambda s, x: s.predict_ids(x)))
-            rows.append(run_row(f"unidirectional, beam {k}", system, entries,
-                                lambda s, x: best(s.predict_nbest_ids(x, beam_size=k))))
+            rows.append(run_row(f"unidirectional, beam {args.beam}", system, entries,
+                                lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
         elif kind == "twin":
             for d, label in ((0, "left-to-right only"), (1, "right-to-left only")):
-                rows.append(run_row(f"twin {label}, beam {k}", system, entries,
-                                    lambda s, x, d=d: best(s.predict_nbest_ids(x, beam_size=k, direction=d))))
-            rows.append(run_row(f"twin rescored, beam {k} each way", system, entries,
-                                lambda s, x: best(s.predict_nbest_ids(x, beam_size=k))))
+                rows.append(run_row(f"twin {label}, beam {args.beam}", system, entries,
+                                    lambda s, x, d=d: best(s.predict_nbest_ids(x, beam_size=args.beam, direction=d))))
+            rows.append(run_row(f"twin rescored, beam {args.beam} each way", system, entries,
+                                lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
         else:
             for iterations in (1, 2, 4, 8):
                 def decode(s, x, iterations=iterations):
