@@ -180,13 +180,17 @@ class Transducer:
         if self._scorer is None:
             self._scorer = TwinScorer(self.model)
         result = np.zeros((len(sources), 2), dtype=np.float64)
+        if not sources:
+            return result
+        # one padded shape for the whole call: one compilation, little waste for short sequences
+        s_width = bucket_width(max(len(s) for s in sources))
+        t_width = bucket_width(max(len(o) for o in outputs) + 1)
+        rows = min(batch_size, bucket_width(len(sources)))
         order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            rows = bucket_width(len(chunk)) if len(chunk) < batch_size else batch_size
+        for start in range(0, len(order), rows):
+            chunk = order[start : start + rows]
             batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
-                                 source_width=bucket_width(max(len(sources[i]) for i in chunk)),
-                                 target_width=bucket_width(max(len(outputs[i]) for i in chunk) + 1))
+                                 source_width=s_width, target_width=t_width)
             rev = reverse_targets(batch)
             fwd, bwd = self._scorer.predict_on_batch((batch.source, batch.decoder_input, batch.decoder_target,
                                                       rev.decoder_input, rev.decoder_target, batch.weight))
