@@ -52,3 +52,29 @@ def test_teacher_forcing_equals_stepping(attention, input_feeding):
     memory2[1, 2] = 100.0
     full2 = ops.convert_to_numpy(dec(tokens, dec.initial_state(init, 2), dec.memory_bundle(memory2, mask)))
     np.testing.assert_allclose(full2[1], full[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "lstm", "bigru", "gru"])
+def test_fused_encoder_equals_keras_layers(kind):
+    """The fused scan (both directions, hoisted projections) gives the numbers of Keras's own layers."""
+    from biseq.layers import RecurrentEncoder
+
+    keras.utils.set_random_seed(0)
+    fused = RecurrentEncoder(kind=kind, units=5, num_layers=2, fused=True)
+    fused.build((None, None, 4))
+    generic = RecurrentEncoder(kind=kind, units=5, num_layers=2, fused=False)
+    generic.build((None, None, 4))
+    rng = np.random.default_rng(0)
+    for variable, value in zip(generic.weights, fused.weights, strict=True):
+        variable.assign(ops.convert_to_numpy(value) + rng.normal(size=variable.shape).astype("float32") * 0.3)
+    for variable, value in zip(fused.weights, generic.weights, strict=True):
+        variable.assign(value)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], bool)
+    out_f, states_f = fused(x, source_mask=mask)
+    out_g, states_g = generic(x, source_mask=mask)
+    np.testing.assert_allclose(ops.convert_to_numpy(out_f), ops.convert_to_numpy(out_g), atol=1e-5)
+    for layer_f, layer_g in zip(states_f, states_g, strict=True):
+        assert len(layer_f) == len(layer_g)
+        for a, b in zip(layer_f, layer_g, strict=True):
+            np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), atol=1e-5)
