@@ -149,3 +149,24 @@ def test_bidirectional_objectives_train_save_and_predict_identically(tmp_path, o
         assert result.stdout.splitlines() == [f"{w}\t{p}" for w, p in zip(words, expected, strict=True)]
         refused = biseq("predict", "--model", out, "abc", "--beam", 2)
         assert refused.returncode == 2 and "non-autoregressive" in refused.stderr
+
+
+def test_train_flags_become_a_config():
+    from biseq.cli import _build_parser, _train_config
+
+    def config(*argv):
+        return _train_config(_build_parser().parse_args(["train", *map(str, argv)]))
+
+    default = config()
+    assert default.data.path == "" and default.train.time_limit_minutes == 12
+    tsv = config("--data", "pairs.tsv")
+    assert (tsv.data.format, tsv.data.source_split, tsv.data.target_split) == ("tsv", "space", "space")
+    assert tsv.train.time_limit_minutes == 0
+    assert config("--data", "p.tsv", "--char").data.source_split == "char"
+    assert config("--data", "p.tsv", "--char").data.target_split == "char"
+    twin = config("--decoder", "bilstm", "--encoder-units", 64)
+    assert (twin.model.resolved_objective, twin.model.decoder_units, twin.model.attention) == ("twin", 64, "luong")
+    masked = config("--decoder", "bilstm", "--objective", "masked")
+    assert (masked.model.attention, masked.model.decoder_units) == ("none", 128)
+    assert config("--encoder", "lstm").model.decoder_units == 128  # direct bridge: same size
+    assert config("--layers", 2).model.decoder_layers == 2

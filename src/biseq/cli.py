@@ -97,6 +97,8 @@ def _train_config(args: argparse.Namespace):
     if args.data:
         data["path"] = args.data
         data["format"] = args.format or ("tsv" if not args.config else config.data.format)
+        if not args.config and data["format"] == "tsv":
+            data["source_split"] = "space"  # TSV tokens are space-separated unless --char/--source-split
     elif args.format:
         data["format"] = args.format
     if args.dev:

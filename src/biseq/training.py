@@ -55,12 +55,17 @@ class MaskedCrossEntropy(keras.losses.Loss):
 
 
 class BatchSequence(keras.utils.PyDataset):
-    """Bucketed batches, reshuffled every epoch; items are ``((source, decoder_input), target, weight)``."""
+    """Bucketed batches, reshuffled every epoch (seeded by ``seed`` and the epoch number).
+
+    Items are ``(inputs, targets, sample weights)`` for ``model.fit``: autoregressive
+    ``((source, decoder_input), target, weight)``; twin adds the right-to-left input, target
+    and weight; masked gives ``((source, masked_target), (target, length), (mask weight, row weight))``.
+    """
 
     def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
-                 objective: str = "autoregressive", mask_id: int = -1) -> None:
+                 objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0) -> None:
         super().__init__()
-        self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, 0
+        self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, epoch
         self.objective, self.mask_id = objective, mask_id
         self.batches: list[Batch] = []
         self._shuffle()
@@ -298,9 +303,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     pairs = encode_pairs(data.train, data.source_vocab, data.target_vocab)
     sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed,
                              objective=transducer.model.objective,
-                             mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1)
-    sequence.epoch = state["epoch"]
-    sequence._shuffle()
+                             mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1,
+                             epoch=state["epoch"])
     log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
         f"{padding_share(sequence.batches):.1f}% padding")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
