@@ -66,10 +66,11 @@ def padded_to_longest(pairs):
     """keras.io style: one width for everything, the longest sequence of the data set."""
     from biseq.batching import make_batches
 
-    s_max = max(len(s) for s, _ in pairs)
-    t_max = max(len(t) for _, t in pairs) + 1
+    batches = make_batches(pairs, batch_size=BATCH, rng=np.random.default_rng(1))
+    s_max = max(b.source.shape[1] for b in batches)
+    t_max = max(b.decoder_input.shape[1] for b in batches)
     out = []
-    for b in make_batches(pairs, batch_size=BATCH, rng=np.random.default_rng(1)):
+    for b in batches:
         src = np.zeros((BATCH, s_max), np.int32)
         src[:, : b.source.shape[1]] = b.source
         din = np.zeros((BATCH, t_max), np.int32)
