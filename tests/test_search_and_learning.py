@@ -79,3 +79,16 @@ def test_overfits_reversal_to_full_exact_match(tmp_path):
     scores, hyps = evaluate(system, prepared.train)
     assert scores.exact_match == 100.0, list(zip(prepared.train[:5], hyps[:5], strict=False))
     assert system.predict(["fab", "cafe"]) == ["B A F", "E F A C"]
+
+
+def test_input_case_follows_the_vocabulary():
+    system = small_model()  # sources are lower-case letters
+    assert system.tokenize_source("CaFe") == ("c", "a", "f", "e")
+    from biseq.vocabulary import Vocabulary
+
+    upper = Transducer(config=system.config, source_vocab=Vocabulary.build(["AB", "C"]),
+                       target_vocab=system.target_vocab, model=system.model)
+    assert upper.tokenize_source("abc") == ("A", "B", "C")
+    mixed = Transducer(config=system.config, source_vocab=Vocabulary.build(["aB"]),
+                       target_vocab=system.target_vocab, model=system.model)
+    assert mixed.tokenize_source("Ab") == ("A", "b")

@@ -52,6 +52,16 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
             os.remove(tmp)
 
 
+def vocabulary_case(vocab: Vocabulary) -> str:
+    """``lower`` or ``upper`` when every cased symbol past the specials has that case, else ``mixed``."""
+    cased = [s for s in vocab.symbols[4:] if s.lower() != s.upper()]
+    if cased and all(s == s.lower() for s in cased):
+        return "lower"
+    if cased and all(s == s.upper() for s in cased):
+        return "upper"
+    return "mixed"
+
+
 class Transducer:
     """Sequence-to-sequence system for text.
 
@@ -67,6 +77,7 @@ class Transducer:
         self.model = model or Seq2Seq(config=config.model, source_vocab_size=len(source_vocab),
                                        target_vocab_size=len(target_vocab), name="seq2seq")
         self._greedy: GreedySearch | None = None
+        self._source_case = vocabulary_case(source_vocab)
         self._beams: dict[tuple[int, float, int], BeamSearch] = {}
         self._scorer: TwinScorer | None = None
         self._mask_predict: dict[tuple[int, int], MaskPredict] = {}
@@ -74,11 +85,19 @@ class Transducer:
 
     # --- text <-> ids ----------------------------------------------------------------
     def tokenize_source(self, text: str) -> tuple[str, ...]:
-        """Split one input string the way the training data's sources were split."""
+        """Split one input string the way the training data's sources were split.
+
+        When every cased source symbol of the vocabulary is lower case (or upper case), the
+        input is folded to that case, so ``Hello`` works for a model trained on ``hello``.
+        """
         data = self.config.data
-        if data.format == "cmudict" or data.lowercase:
+        if data.format == "cmudict" or data.lowercase or self._source_case == "lower":
             text = text.lower()
+        elif self._source_case == "upper":
+            text = text.upper()
         return split_tokens(text.strip(), data.source_split)
+
+
 
     def source_text(self, tokens: Sequence[str]) -> str:
         """Source tokens back to a display string (characters joined, or tokens with spaces)."""
