@@ -233,6 +233,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("state routing (decoder initial state <- encoder final states):")
     for line in transducer.model.routing():
         print(f"  {line}")
+    if c.resolved_objective == "twin":
+        print("  (twin: the decoder's forward states start its left-to-right decoder, the backward states "
+              "its right-to-left decoder)")
     return 0
 
 
