@@ -78,6 +78,10 @@ def test_evaluate_and_info(trained):
 
 def test_resume_continues_after_the_last_epoch(trained):
     root, data, out, _ = trained
+    before = (out / "model.keras").read_bytes()
+    again = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 1, "--quiet")
+    assert again.returncode == 2 and "already holds a training run" in again.stderr and "--resume" in again.stderr
+    assert (out / "model.keras").read_bytes() == before
     result = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 4,
                    "--encoder-units", 16, "--decoder-units", 32, "--quiet", "--resume", "--show", 0)
     assert result.returncode == 0, result.stderr

@@ -29,9 +29,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from biseq.corpus import DataError
     from biseq.routing import BridgeError
     from biseq.search import LeakyDecodingError
+    from biseq.training import RunExistsError
     from biseq.transducer import ModelDirError
 
-    return (UsageError, BridgeError, ConfigError, DataError, LeakyDecodingError, ModelDirError)
+    return (UsageError, BridgeError, ConfigError, DataError, LeakyDecodingError, ModelDirError, RunExistsError)
 
 
 def _build_parser() -> argparse.ArgumentParser:

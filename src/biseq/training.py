@@ -29,6 +29,10 @@ from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 LAST_FILE, STATE_FILE, HISTORY_FILE, PLOT_FILE = "last.keras", "state.json", "history.json", "history.png"
 
 
+class RunExistsError(ValueError):
+    """The output directory already holds a training run and resuming was not asked for."""
+
+
 @keras.saving.register_keras_serializable(package="biseq")
 class MaskedCrossEntropy(keras.losses.Loss):
     """Cross-entropy from logits with optional label smoothing.
@@ -269,6 +273,9 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     """
     started = time.time()
     out = Path(out)
+    if not resume and (out / STATE_FILE).is_file():
+        raise RunExistsError(f"{out} already holds a training run ({STATE_FILE}); continue it with --resume, "
+                             "or choose another --out (nothing was overwritten).")
     keras.utils.set_random_seed(config.train.seed)
     data = prepare(config)
     log(f"data: {len(data.train)} train / {len(data.dev)} dev / {len(data.test)} test sources; "
