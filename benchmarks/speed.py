@@ -224,6 +224,17 @@ def decode_words(args):
     return pad_ids(sources, width), sv, tv
 
 
+def words_per_second(decode, source, *, batch: int, words: int, convert=lambda x: x) -> float:
+    """Decode ``words`` rows of ``source`` in chunks of ``batch`` (after one warm-up chunk); words per second."""
+    n = min(len(source), words)
+    chunks = [convert(source[i : i + batch]) for i in range(0, n - batch + 1, batch)]
+    decode(chunks[0])
+    start = time.perf_counter()
+    for chunk in chunks:
+        decode(chunk)
+    return len(chunks) * batch / (time.perf_counter() - start)
+
+
 def run_biseq_decode(args):
     from biseq.config import ModelConfig
     from biseq.model import Seq2Seq
@@ -236,13 +247,9 @@ def run_biseq_decode(args):
     for name, search in (("greedy", GreedySearch(model, max_length=args.steps)),
                          ("beam5", BeamSearch(model, beam_size=5, max_length=args.steps))):
         for batch in (1, 256):
-            n = min(len(source), args.decode_words if batch > 1 else args.batch1_words)
-            chunks = [source[i : i + batch] for i in range(0, n - batch + 1, batch)]
-            search.predict_on_batch(chunks[0])
-            start = time.perf_counter()
-            for c in chunks:
-                search.predict_on_batch(c)
-            results[f"{name}_b{batch}"] = len(chunks) * batch / (time.perf_counter() - start)
+            results[f"{name}_b{batch}"] = words_per_second(
+                search.predict_on_batch, source, batch=batch,
+                words=args.decode_words if batch > 1 else args.batch1_words)
     return results
 
 
@@ -262,22 +269,16 @@ def run_kerasio_decode(args):
     y, h, c = layers.LSTM(2 * H, return_sequences=True, return_state=True)(y, initial_state=[h_in, c_in])
     decoder = keras.Model([dec_in, h_in, c_in], [layers.Dense(tv, activation="softmax")(y), h, c])
     results = {}
+    def greedy(src):
+        h, c = encoder.predict(src, verbose=0)
+        tok = np.ones((len(src), 1), np.int32)
+        for _ in range(args.steps):
+            probs, h, c = decoder.predict([tok, h, c], verbose=0)
+            tok = probs[:, -1].argmax(-1)[:, None].astype(np.int32)
+
     for batch in (1, 256):
-        n = min(len(source), args.decode_words if batch > 1 else args.batch1_words // 4)
-        chunks = [source[i : i + batch] for i in range(0, n - batch + 1, batch)]
-
-        def greedy(src):
-            h, c = encoder.predict(src, verbose=0)
-            tok = np.ones((len(src), 1), np.int32)
-            for _ in range(args.steps):
-                probs, h, c = decoder.predict([tok, h, c], verbose=0)
-                tok = probs[:, -1].argmax(-1)[:, None].astype(np.int32)
-
-        greedy(chunks[0])
-        start = time.perf_counter()
-        for ch in chunks:
-            greedy(ch)
-        results[f"greedy_b{batch}"] = len(chunks) * batch / (time.perf_counter() - start)
+        results[f"greedy_b{batch}"] = words_per_second(
+            greedy, source, batch=batch, words=args.decode_words if batch > 1 else args.batch1_words // 4)
     return results
 
 
@@ -315,13 +316,9 @@ def run_torch_decode(args):
     results = {}
     for name, fn in (("greedy", greedy), ("beam5", beam)):
         for batch in (1, 256):
-            n = min(len(source), args.decode_words if batch > 1 else args.batch1_words)
-            chunks = [torch.from_numpy(source[i : i + batch]).long() for i in range(0, n - batch + 1, batch)]
-            fn(chunks[0])
-            start = time.perf_counter()
-            for ch in chunks:
-                fn(ch)
-            results[f"{name}_b{batch}"] = len(chunks) * batch / (time.perf_counter() - start)
+            results[f"{name}_b{batch}"] = words_per_second(
+                fn, source, batch=batch, words=args.decode_words if batch > 1 else args.batch1_words,
+                convert=lambda x: torch.from_numpy(x).long())
     return results
 
 

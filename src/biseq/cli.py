@@ -8,6 +8,7 @@ predictions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -33,6 +34,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from biseq.transducer import ModelDirError
 
     return (UsageError, BridgeError, ConfigError, DataError, LeakyDecodingError, ModelDirError, RunExistsError)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr():
+    """Show warnings raised inside (e.g. unknown symbols) as one ``biseq: warning:`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        print(f"biseq: warning: {w.message}", file=sys.stderr)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -179,15 +190,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
     transducer = Transducer.load(args.model)
     transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_to_stderr():
         if args.beam > 1:
             found = transducer.predict_nbest(inputs, beam_size=args.beam, nbest=args.nbest,
                                              length_penalty=args.length_penalty)
         else:
             found = [[(o, None)] for o in transducer.predict(inputs, batch_size=args.batch_size)]
-    for w in caught:
-        print(f"biseq: warning: {w.message}", file=sys.stderr)
     for text, hyps in zip(inputs, found, strict=True):
         for output, score in hyps:
             print(f"{text}\t{output}" + (f"\t{score:.4f}" if args.nbest > 1 else ""))
@@ -202,11 +210,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     transducer = Transducer.load(args.model)
     transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_to_stderr():
         scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
-    for w in caught:
-        print(f"biseq: warning: {w.message}", file=sys.stderr)
     print(f"{args.data}: {scores}")
     shown = 0
     for entry, hyp in zip(entries, hyps, strict=True):

@@ -105,6 +105,9 @@ class Transducer:
 
     def encode_sources(self, sources: Sequence[Sequence[str]]) -> list[list[int]]:
         """Token sequences -> ids; unknown symbols become ``<unk>`` with one warning listing them."""
+        empty = [i for i, s in enumerate(sources) if not s]
+        if empty:
+            raise ValueError(f"Input {empty[0] + 1} is empty; every input needs at least one symbol.")
         missing = self.source_vocab.unknown(t for s in sources for t in s)
         if missing:
             warnings.warn(f"Unknown source symbol(s) mapped to {UNK}: {missing}", UserWarning, stacklevel=3)
@@ -240,9 +243,6 @@ class Transducer:
         """Token sequences in, best output token sequences out."""
         if not sources:
             return []
-        empty = [i for i, s in enumerate(sources) if not s]
-        if empty:
-            raise ValueError(f"Input {empty[0] + 1} is empty; every input needs at least one symbol.")
         ids = self.predict_ids(self.encode_sources(sources), batch_size=batch_size)
         return [self.target_vocab.decode(row) for row in ids]
 
@@ -263,9 +263,6 @@ class Transducer:
                       length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
         """Beam search: per input the ``nbest`` best ``(output string, score)``, best first."""
         sources = [self.tokenize_source(t) for t in texts]
-        empty = [i for i, s in enumerate(sources) if not s]
-        if empty:
-            raise ValueError(f"Input {empty[0] + 1} is empty; every input needs at least one symbol.")
         found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
                                        length_penalty=length_penalty)
         return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps] for hyps in found]
