@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     data.write_text("\n".join(reversal_lines(150)) + "\n")
     out = root / "model"
     result = biseq("train", "--data", data, "--source-split", "char", "--out", out, "--epochs", 3,
-                   "--encoder-units", 16, "--decoder-units", 32, "--quiet", "--show", 3)
+                   "--encoder-units", 16, "--decoder-units", 32, "--quiet", "--show", 3, "--keep-checkpoints", 2)
     assert result.returncode == 0, result.stderr
     return root, data, out, result.stdout
 
@@ -174,3 +174,19 @@ def test_train_flags_become_a_config():
     assert (masked.model.attention, masked.model.decoder_units) == ("none", 128)
     assert config("--encoder", "lstm").model.decoder_units == 128  # direct bridge: same size
     assert config("--layers", 2).model.decoder_layers == 2
+
+
+def test_average_of_the_last_epochs_is_a_working_model(trained, tmp_path):
+    root, data, out, _ = trained
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == ["epoch-002.weights.h5", "epoch-003.weights.h5"]
+    result = biseq("average", "--model", out, "--last", 2, "--out", tmp_path / "avg")
+    assert result.returncode == 0, result.stderr
+    assert "averaged 2 checkpoints (epoch-002.weights.h5, epoch-003.weights.h5)" in result.stdout
+    result = biseq("evaluate", "--model", tmp_path / "avg", "--data", data)
+    assert result.returncode == 0, result.stderr
+    assert "WER" in result.stdout
+    for args, message in (((out, "--last", 0, "--out", tmp_path / "x"), "--last must be at least 1"),
+                          ((out, "--out", out), "--out must be a new directory"),
+                          ((tmp_path / "avg", "--out", tmp_path / "y"), "no epoch checkpoints")):
+        result = biseq("average", "--model", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr

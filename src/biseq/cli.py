@@ -1,4 +1,4 @@
-"""Command line: ``biseq train | predict | evaluate | info``.
+"""Command line: ``biseq train | predict | evaluate | average | info``.
 
 ``biseq train`` with no arguments trains the default grapheme-to-phoneme model
 on the embedded CMU Pronouncing Dictionary and prints held-out scores and
@@ -26,6 +26,7 @@ class UsageError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from biseq.checkpoints import CheckpointError
     from biseq.config import ConfigError
     from biseq.corpus import DataError
     from biseq.routing import BridgeError
@@ -33,7 +34,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from biseq.training import RunExistsError
     from biseq.transducer import ModelDirError
 
-    return (UsageError, BridgeError, ConfigError, DataError, LeakyDecodingError, ModelDirError, RunExistsError)
+    return (UsageError, BridgeError, CheckpointError, ConfigError, DataError, LeakyDecodingError, ModelDirError,
+            RunExistsError)
 
 
 @contextlib.contextmanager
@@ -64,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--learning-rate", type=float)
     tr.add_argument("--time-limit", type=float, help="minutes of training (0: none)")
+    tr.add_argument("--keep-checkpoints", type=int, help="keep the last N epochs' weights (for 'biseq average')")
     tr.add_argument("--encoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--bridge", choices=["concat", "sum", "dense", "forward", "zero", "direct"])
@@ -95,6 +98,11 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
     ev.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     ev.add_argument("--length-penalty", type=float, default=1.0)
+
+    av = sub.add_parser("average", help="average the weights of a run's last epochs into a new model directory")
+    av.add_argument("--model", required=True, help="training run directory (trained with train.keep_checkpoints)")
+    av.add_argument("--last", type=int, default=5, help="how many of the newest epoch checkpoints to average")
+    av.add_argument("--out", required=True, help="new model directory")
 
     info = sub.add_parser("info", help="print a saved model's configuration and state routing")
     info.add_argument("--model", required=True)
@@ -139,7 +147,8 @@ def _train_config(args: argparse.Namespace):
         if needed:
             model["decoder_units"] = needed
     train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
-                               ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit))
+                               ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit),
+                               ("keep_checkpoints", args.keep_checkpoints))
              if v is not None}
     if not args.config and not args.data and args.time_limit is None:
         train["time_limit_minutes"] = DEFAULT_TIME_LIMIT
@@ -224,6 +233,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from biseq.checkpoints import average_checkpoints, epoch_checkpoints
+    from biseq.transducer import Transducer
+
+    run, out = Path(args.model), Path(args.out)
+    if args.last < 1:
+        raise UsageError(f"--last must be at least 1, got {args.last}")
+    if out.resolve() == run.resolve():
+        raise UsageError("--out must be a new directory: averaging does not overwrite the run's best model")
+    paths = epoch_checkpoints(run)
+    if not paths:
+        raise UsageError(f"{run}: no epoch checkpoints in {run}/epochs/; train with train.keep_checkpoints = N")
+    paths = paths[-args.last:]
+    transducer = Transducer.load(run)
+    average_checkpoints(transducer.model, paths)
+    transducer.save(out)
+    print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {out}/")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from biseq.transducer import Transducer
 
@@ -247,7 +278,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info}
+    commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
+                "average": cmd_average}
     try:
         return commands[args.command](args)
     except _user_errors() as err:

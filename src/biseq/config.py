@@ -169,7 +169,10 @@ class ModelConfig(_Section):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig(_Section):
-    """Optimisation, early stopping and the time budget."""
+    """Optimisation, early stopping and the time budget.
+
+    ``keep_checkpoints``: keep the weights of the last N epochs under ``OUT/epochs/`` (for ``biseq average``).
+    """
 
     section = "train"
     batch_size: int = 128
@@ -184,8 +187,11 @@ class TrainConfig(_Section):
     time_limit_minutes: float = 0.0
     seed: int = 1234
     max_decode_length: int = 0
+    keep_checkpoints: int = 0
 
     def validate(self) -> None:
+        if self.keep_checkpoints < 0:
+            raise ConfigError(f"train.keep_checkpoints must be 0 or more. Received: {self.keep_checkpoints}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ConfigError("train.batch_size and train.epochs must be at least 1.")
         if self.learning_rate <= 0:

@@ -20,6 +20,7 @@ import numpy as np
 from keras import ops
 
 from biseq.batching import Batch, encode_pairs, make_batches, padding_share, reverse_targets
+from biseq.checkpoints import save_epoch_weights
 from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.metrics import Scores, score
@@ -223,6 +224,8 @@ class DevMonitor(keras.callbacks.Callback):
         if self.deadline and time.time() > self.deadline:
             self.log(f"time limit of {self.train_cfg.time_limit_minutes:g} minutes reached")
             self.model.stop_training = True
+        if self.train_cfg.keep_checkpoints:
+            save_epoch_weights(self.model, run=self.out, epoch=epoch + 1, keep=self.train_cfg.keep_checkpoints)
         atomic_save_model(self.model, self.out / LAST_FILE)
         atomic_write_text(self.out / STATE_FILE, json.dumps(self.state, indent=1))
         write_history(self.out, self.state["history"])
