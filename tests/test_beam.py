@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from biseq.search import BeamSearch, GreedySearch, beam_search
-from biseq.vocabulary import BOS_ID, EOS_ID
+from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 A, B_, C = 4, 5, 6  # token ids after the 4 reserved ones
 V = 7
@@ -95,7 +95,9 @@ def test_beam_one_equals_a_plain_greedy_loop():
     tokens, state, expected, done = np.full(batch, BOS_ID), state0, [], np.zeros(batch, bool)
     for _ in range(length):
         logp, state = step(ops.convert_to_tensor(tokens.astype("int32")), state)
-        tokens = ops.convert_to_numpy(logp).argmax(-1)
+        logp = ops.convert_to_numpy(logp).copy()
+        logp[:, [PAD_ID, BOS_ID]] = -np.inf  # never generated
+        tokens = logp.argmax(-1)
         expected.append(np.where(done, 0, tokens))
         done |= tokens == EOS_ID
     np.testing.assert_array_equal(ops.convert_to_numpy(seqs)[:, 0], np.stack(expected, 1))

@@ -185,6 +185,10 @@ def test_average_of_the_last_epochs_is_a_working_model(trained, tmp_path):
     result = biseq("evaluate", "--model", tmp_path / "avg", "--data", data)
     assert result.returncode == 0, result.stderr
     assert "WER" in result.stdout
+    # the run's best model and the average decode together as an ensemble
+    result = biseq("predict", "--model", out, "--model", tmp_path / "avg", "--beam", 2, "--nbest", 2, "abc")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2 and result.stdout.startswith("abc\t")
     for args, message in (((out, "--last", 0, "--out", tmp_path / "x"), "--last must be at least 1"),
                           ((out, "--out", out), "--out must be a new directory"),
                           ((tmp_path / "avg", "--out", tmp_path / "y"), "no epoch checkpoints")):

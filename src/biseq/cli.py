@@ -29,13 +29,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from biseq.checkpoints import CheckpointError
     from biseq.config import ConfigError
     from biseq.corpus import DataError
+    from biseq.ensemble import EnsembleError
     from biseq.routing import BridgeError
     from biseq.search import LeakyDecodingError
     from biseq.training import RunExistsError
     from biseq.transducer import ModelDirError
 
-    return (UsageError, BridgeError, CheckpointError, ConfigError, DataError, LeakyDecodingError, ModelDirError,
-            RunExistsError)
+    return (UsageError, BridgeError, CheckpointError, ConfigError, DataError, EnsembleError, LeakyDecodingError,
+            ModelDirError, RunExistsError)
 
 
 @contextlib.contextmanager
@@ -80,7 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pr = sub.add_parser("predict", help="predict outputs for inputs given as arguments or lines on stdin")
-    pr.add_argument("--model", required=True, help="model directory written by 'biseq train'")
+    pr.add_argument("--model", required=True, action="append",
+                    help="model directory written by 'biseq train'; repeat to decode with an ensemble")
     pr.add_argument("inputs", nargs="*", help="inputs (e.g. words); none: read lines from stdin")
     pr.add_argument("--batch-size", type=int, default=256)
     pr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
@@ -90,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length ** this")
 
     ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
-    ev.add_argument("--model", required=True)
+    ev.add_argument("--model", required=True, action="append", help="model directory; repeat for an ensemble")
     ev.add_argument("--data", required=True)
     ev.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
     ev.add_argument("--show", type=int, default=0, help="print this many errors")
@@ -188,8 +190,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _load_for_decoding(args: argparse.Namespace):
+    """One model (a Transducer) or, for a repeated --model, an Ensemble."""
+    from biseq.ensemble import Ensemble
     from biseq.transducer import Transducer
+
+    transducers = [Transducer.load(m) for m in args.model]
+    for t in transducers:
+        t.iterations, t.length_candidates = args.iterations, args.length_candidates
+    if len(transducers) == 1:
+        return transducers[0]
+    if any(t.model.objective in ("masked", "seed") for t in transducers):
+        raise UsageError("an ensemble decodes left to right: every --model must be autoregressive or twin")
+    return Ensemble(transducers)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
 
     inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin]
     inputs = [i for i in inputs if i.strip()]
@@ -197,8 +213,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("nothing to predict: give inputs as arguments or lines on stdin")
     if args.nbest > max(args.beam, 1):
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
-    transducer = Transducer.load(args.model)
-    transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
+    transducer = _load_for_decoding(args)
     with _warnings_to_stderr():
         if args.beam > 1:
             found = transducer.predict_nbest(inputs, beam_size=args.beam, nbest=args.nbest,
@@ -214,10 +229,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from biseq.corpus import read_corpus
     from biseq.training import evaluate
-    from biseq.transducer import Transducer
 
-    transducer = Transducer.load(args.model)
-    transducer.iterations, transducer.length_candidates = args.iterations, args.length_candidates
+    transducer = _load_for_decoding(args)
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
     with _warnings_to_stderr():
         scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)

@@ -27,6 +27,15 @@ class LeakyDecodingError(RuntimeError):
     """Refusal to decode a teacher-forced bidirectional decoder step by step."""
 
 
+NEG = -1e9  # a "log-probability" for impossible hypotheses (finite, so no NaN in arithmetic)
+
+
+def never_generated(vocab_size: int, *, pad_id: int = PAD_ID, bos_id: int = BOS_ID):
+    """``[V]`` bias: ``NEG`` at ``<pad>`` and ``<s>`` (never outputs), 0 elsewhere."""
+    ids = ops.arange(vocab_size)
+    return ops.where(ops.logical_or(ops.equal(ids, pad_id), ops.equal(ids, bos_id)), NEG, 0.0)
+
+
 def check_generates(seq2seq: Seq2Seq, direction: int) -> None:
     """Raise :class:`LeakyDecodingError` unless ``seq2seq`` can generate in ``direction``."""
     if seq2seq.objective == "seed":
@@ -80,11 +89,12 @@ class GreedySearch(keras.Model):
         decoder, state, bundle = start_decoding(self.seq2seq, source, direction=self.direction)
         tokens = ops.full((batch,), BOS_ID, dtype="int32")
         done = ops.zeros((batch,), dtype="bool")
+        never = never_generated(self.seq2seq.decoder.vocab_size)
 
         def body(carry, _):
             tokens, state, done = carry
             logits, state = decoder.step(tokens, state, bundle)
-            chosen = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            chosen = ops.cast(ops.argmax(logits + never, axis=-1), "int32")
             chosen = ops.where(done, PAD_ID, chosen)
             done = ops.logical_or(done, ops.equal(chosen, EOS_ID))
             return (chosen, state, done), chosen
@@ -94,7 +104,6 @@ class GreedySearch(keras.Model):
         return ops.transpose(out, (1, 0))
 
 
-NEG = -1e9  # a "log-probability" for impossible hypotheses (finite, so no NaN in arithmetic)
 
 
 def _reorder(tree, index):
@@ -118,10 +127,12 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
 
     Algorithm, per step ``t``:
 
-    1. every alive hypothesis is extended by every token: ``[B, K * V]`` candidate log-probabilities;
+    1. every alive hypothesis is extended by every token but ``<pad>`` and ``<s>``: ``[B, K * V]``
+       candidate log-probabilities;
     2. the ``2K`` best candidates are taken, so ``K`` alive ones remain even if ``K`` of them end;
-    3. candidates ending in ``</s>`` join the finished pool (``K`` best kept, never dropped for an
-       alive one); the others, best ``K``, stay alive;
+    3. candidates ending in ``</s>`` among the best ``K`` join the finished pool (``K`` best kept,
+       never dropped for an alive one; as in fairseq, so beam size 1 is exactly greedy); the
+       candidates not ending, best ``K``, stay alive;
     4. the state (and so the attention context) is reordered by the chosen beams explicitly.
 
     After the last step the alive hypotheses join the finished pool too, so a row always has output.
@@ -135,21 +146,24 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
     fin_score = ops.full((b, k), NEG)
     fin_logp = ops.full((b, k), NEG)
     tokens = ops.full((b * k,), bos_id, dtype="int32")
+    never = never_generated(v, bos_id=bos_id)
 
     def body(carry, t):
         tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
         log_probs, state = step_fn(tokens, state)
-        cand = alive_logp[:, :, None] + ops.reshape(ops.cast(log_probs, "float32"), (b, k, v))
+        log_probs = ops.cast(log_probs, "float32") + never
+        cand = alive_logp[:, :, None] + ops.reshape(log_probs, (b, k, v))
         top_logp, top_index = ops.top_k(ops.reshape(cand, (b, k * v)), 2 * k)  # [B, 2K]
         top_beam, top_token = top_index // v, ops.cast(top_index % v, "int32")
         top_seq = ops.take_along_axis(alive_seq, top_beam[:, :, None], axis=1)  # [B, 2K, L]
         top_seq = ops.where(positions[None, None, :] == t, top_token[:, :, None], top_seq)
         ended = ops.equal(top_token, eos_id)
+        finalize = ops.logical_and(ended, ops.arange(2 * k)[None, :] < k)  # as fairseq: from the best K only
         # finished pool: old K + newly ended candidates, best K by normalised score
         norm = ops.power(ops.cast(t + 1, "float32"), length_penalty)
-        new_score = ops.where(ended, top_logp / norm, NEG)
+        new_score = ops.where(finalize, top_logp / norm, NEG)
         pool_score = ops.concatenate([fin_score, new_score], axis=1)
-        pool_logp = ops.concatenate([fin_logp, ops.where(ended, top_logp, NEG)], axis=1)
+        pool_logp = ops.concatenate([fin_logp, ops.where(finalize, top_logp, NEG)], axis=1)
         pool_seq = ops.concatenate([fin_seq, top_seq], axis=1)
         fin_score, keep = ops.top_k(pool_score, k)
         fin_logp = ops.take_along_axis(pool_logp, keep, axis=1)

@@ -23,6 +23,7 @@ from biseq.batching import Batch, encode_pairs, make_batches, padding_share, rev
 from biseq.checkpoints import save_epoch_weights
 from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
+from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
@@ -152,14 +153,14 @@ def prepare(config: Config) -> Prepared:
                     target_vocab=target_vocab)
 
 
-def evaluate(transducer: Transducer, entries: Sequence[Entry], *, batch_size: int = 256, beam_size: int = 1,
+def evaluate(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256, beam_size: int = 1,
              length_penalty: float = 1.0) -> tuple[Scores, list[str]]:
     """Decode ``entries`` (greedy, or beam search when ``beam_size > 1``) and score them.
 
     Returns the scores and the hypotheses (space-joined tokens).
     """
     sources = [e.source for e in entries]
-    if beam_size > 1 or transducer.model.objective == "twin":
+    if beam_size > 1 or transducer.rescores:
         found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
                                              length_penalty=length_penalty)
         hyps = [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]

@@ -115,6 +115,11 @@ class Transducer:
 
     # --- decoding ----------------------------------------------------------------------
     @property
+    def rescores(self) -> bool:
+        """True when even the 1-best output needs the n-best search (``twin`` agreement rescoring)."""
+        return self.model.objective == "twin"
+
+    @property
     def greedy(self) -> GreedySearch:
         if self._greedy is None:
             self._greedy = GreedySearch(self.model, max_length=self.config.train.max_decode_length)

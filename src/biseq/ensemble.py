@@ -1,0 +1,142 @@
+"""Ensembles: several trained models decoding together, one beam search over their mean.
+
+At every step each model scores the next token; the ensemble's log-probability is
+``log(mean_m p_m(token))`` (the models' probabilities averaged). Greedy is beam size 1.
+The models must share their vocabularies (e.g. several runs, or configurations, trained
+on the same data); each keeps its own architecture, state routing and attention.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from biseq.model import Seq2Seq
+from biseq.search import beam_search, check_generates, default_max_length, start_decoding
+from biseq.transducer import Transducer
+
+
+class EnsembleError(ValueError):
+    """Models that cannot decode together."""
+
+
+class EnsembleSearch(keras.Model):
+    """Beam search (greedy at ``beam_size=1``) over the averaged next-token distributions of several models.
+
+    Call arguments:
+        source: ``[B, S]`` int source ids (0-padded), the same ids for every model.
+
+    Returns:
+        ``(sequences [B, K, L], scores [B, K])``, best first (see :func:`biseq.search.beam_search`).
+    """
+
+    def __init__(self, models: Sequence[Seq2Seq], *, beam_size: int = 5, length_penalty: float = 1.0,
+                 max_length: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for model in models:
+            check_generates(model, 0)
+        self.members = list(models)
+        self.beam_size, self.length_penalty, self.max_length = beam_size, length_penalty, max_length
+
+    def call(self, source):
+        k = self.beam_size
+        batch, width = ops.shape(source)[0], ops.shape(source)[1]
+        started = [start_decoding(m, source, repeat=k) for m in self.members]
+        log_n = math.log(len(self.members))
+
+        def step(tokens, states):
+            new_states, log_probs = [], []
+            for (decoder, _, bundle), state in zip(started, states, strict=True):
+                logits, state = decoder.step(tokens, state, bundle)
+                log_probs.append(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
+                new_states.append(state)
+            mean = ops.logsumexp(ops.stack(log_probs), axis=0) - log_n
+            return mean, tuple(new_states)
+
+        seqs, scores, _ = beam_search(step, tuple(s for _, s, _ in started), batch_size=batch, beam_size=k,
+                                      max_length=self.max_length or default_max_length(int(width)),
+                                      vocab_size=started[0][0].vocab_size, length_penalty=self.length_penalty)
+        return seqs, scores
+
+
+class Ensemble:
+    """Several :class:`~biseq.transducer.Transducer` decoding as one; same text interface for decoding.
+
+    Raises:
+        EnsembleError: fewer than one model, different vocabularies, or a model that cannot generate
+            left to right (``seed``, ``masked``).
+    """
+
+    rescores = False
+
+    def __init__(self, transducers: Sequence[Transducer]) -> None:
+        if not transducers:
+            raise EnsembleError("An ensemble needs at least one model.")
+        first = transducers[0]
+        for i, t in enumerate(transducers[1:], start=2):
+            for side in ("source", "target"):
+                if getattr(t, f"{side}_vocab").to_list() != getattr(first, f"{side}_vocab").to_list():
+                    raise EnsembleError(f"Model {i} has a different {side} vocabulary from model 1; ensembled "
+                                        "models must be trained on the same data (same symbols, same order).")
+        self.members = list(transducers)
+        self.config, self.source_vocab, self.target_vocab = first.config, first.source_vocab, first.target_vocab
+        self._searches: dict[tuple[int, float], EnsembleSearch] = {}
+
+    def search(self, beam_size: int, length_penalty: float = 1.0) -> EnsembleSearch:
+        key = (beam_size, length_penalty)
+        if key not in self._searches:
+            self._searches[key] = EnsembleSearch([t.model for t in self.members], beam_size=beam_size,
+                                                 length_penalty=length_penalty,
+                                                 max_length=self.config.train.max_decode_length)
+        return self._searches[key]
+
+    def encode_sources(self, sources):
+        return self.members[0].encode_sources(sources)
+
+    def source_text(self, tokens) -> str:
+        return self.members[0].source_text(tokens)
+
+    def tokenize_source(self, text: str):
+        return self.members[0].tokenize_source(text)
+
+    def target_text(self, tokens) -> str:
+        return self.members[0].target_text(tokens)
+
+    def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                          length_penalty: float = 1.0, batch_size: int = 64) -> list[list[tuple[list[int], float]]]:
+        """Per source the ``nbest`` best ``(ids, score)`` of the ensemble, best first."""
+        if not 1 <= nbest <= beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
+        search = self.search(beam_size, length_penalty)
+        in_order = self.members[0]._in_order
+
+        def run(batch):
+            seqs, scores = (np.asarray(x) for x in search.predict_on_batch(batch))
+            return [[(in_order([int(t) for t in seqs[r, j]], 0), float(scores[r, j]))
+                     for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
+
+        return self.members[0]._batched(sources, run, batch_size=batch_size)
+
+    def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
+        """Greedy ensemble decoding of token sequences."""
+        if not sources:
+            return []
+        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=1, batch_size=batch_size)
+        return [self.target_vocab.decode(n[0][0]) if n else [] for n in found]
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
+                length_penalty: float = 1.0) -> list[str]:
+        return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
+                                                                 length_penalty=length_penalty)]
+
+    def predict_nbest(self, texts: Sequence[str], *, beam_size: int, nbest: int = 1,
+                      length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
+        sources = [self.tokenize_source(t) for t in texts]
+        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
+                                       length_penalty=length_penalty)
+        return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps]
+                for hyps in found]

@@ -1,0 +1,72 @@
+"""Ensembles: one beam search over the models' averaged next-token distributions."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from biseq.batching import target_batch
+from biseq.ensemble import Ensemble, EnsembleError
+from tests.test_search_and_learning import small_model
+
+SOURCES = [list("abcde"), list("fed"), list("ab"), list("cafebad")]
+
+
+def _models(count):
+    models = []
+    for seed in range(count):
+        keras.utils.set_random_seed(seed)
+        models.append(small_model())
+    return models
+
+
+def _teacher_forced_log_probs(transducer, sources, outputs):
+    """``[N, T, V]`` log-probabilities and ``[N, T]`` targets/weights for given outputs."""
+    batch = target_batch(sources, outputs, rows=len(sources), source_width=max(map(len, sources)),
+                         target_width=max(map(len, outputs)) + 1)
+    logits = transducer.model((batch.source, batch.decoder_input))
+    return ops.convert_to_numpy(ops.log_softmax(logits, axis=-1)), batch.decoder_target, batch.weight
+
+
+def test_ensemble_scores_are_the_log_of_the_mean_probability():
+    a, b = _models(2)
+    ensemble = Ensemble([a, b])
+    ensemble.config = ensemble.config.replace(train={"max_decode_length": 12})
+    sources = ensemble.encode_sources(SOURCES)
+    found = ensemble.predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)
+    outputs = [n[0][0] for n in found]
+    score = np.array([n[0][1] for n in found])
+    (la, target, weight), (lb, _, _) = (_teacher_forced_log_probs(m, sources, outputs) for m in (a, b))
+    weight = np.array(weight)
+    for row, out in enumerate(outputs):
+        if len(out) == 12:  # never ended: no </s> in its score
+            weight[row, 12] = 0
+    mean = np.logaddexp(la, lb) - np.log(2)
+    picked = np.take_along_axis(mean, np.asarray(target)[..., None].astype(int), axis=-1)[..., 0]
+    np.testing.assert_allclose(score, (picked * weight).sum(-1), rtol=1e-4, atol=1e-4)
+    # and it differs from each member's own greedy output somewhere, or at least in score
+    alone = [n[0][1] for n in Ensemble([a]).predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)]
+    assert not np.allclose(alone, score)
+
+
+def test_ensemble_of_one_and_of_copies_equals_the_model():
+    (a,) = _models(1)
+    sources = a.encode_sources(SOURCES)
+    single = a.predict_nbest_ids(sources, beam_size=3, nbest=3)
+    for members in ([a], [a, a]):
+        got = Ensemble(members).predict_nbest_ids(sources, beam_size=3, nbest=3)
+        assert [[ids for ids, _ in n] for n in got] == [[ids for ids, _ in n] for n in single]
+        np.testing.assert_allclose([[s for _, s in n] for n in got], [[s for _, s in n] for n in single],
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_models_with_different_vocabularies_are_refused():
+    (a,) = _models(1)
+    from biseq.config import Config
+    from biseq.transducer import Transducer
+    from biseq.vocabulary import Vocabulary
+
+    other = Transducer(config=Config().replace(model=dict(embedding_dim=8, encoder_units=8, decoder_units=16)),
+                       source_vocab=Vocabulary.build([list("xyz")]), target_vocab=a.target_vocab)
+    with pytest.raises(EnsembleError, match="Model 2 has a different source vocabulary"):
+        Ensemble([a, other])
