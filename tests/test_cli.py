@@ -69,6 +69,15 @@ def test_evaluate_and_info(trained):
     result = biseq("evaluate", "--model", out, "--data", data)
     assert result.returncode == 0, result.stderr
     assert "WER" in result.stdout and "PER" in result.stdout and "(150 items)" in result.stdout
+    from biseq.config import Config
+    from biseq.corpus import read_corpus, split_corpus
+
+    config = Config.from_dict(json.loads((out / "config.json").read_text())).data
+    dev = split_corpus(read_corpus(data, config=config), config)["dev"]
+    result = biseq("evaluate", "--model", out, "--data", data, "--split", "dev")
+    assert result.returncode == 0, result.stderr
+    assert f"(dev split, {len(dev)} sources)" in result.stdout and f"({len(dev)} items)" in result.stdout
+    assert 0 < len(dev) < 150
     info = biseq("info", "--model", out)
     assert info.returncode == 0
     assert "bridge: concat" in info.stdout

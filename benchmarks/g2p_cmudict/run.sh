@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CMUdict G2P benchmark (g014b2b split): train on the training file only, score on dev, and on a
-# test file when one is given. Resumes from the last checkpoint when run again.
+# CMUdict G2P benchmark (g014b2b split): train on the training file only, score the dev split
+# (1/8 of the training words, by seeded hash) with greedy, beam 5 and the average of the last
+# epochs, and a test file when one is given. Resumes from the last checkpoint when run again.
 #   benchmarks/g2p_cmudict/run.sh quick|main [TEST_FILE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,7 +10,15 @@ train=${G014B2B_TRAIN:-../shared/data/g014b2b/g014b2b.train}
 out=runs/g014b2b-$config
 biseq=${BISEQ:-.venv/bin/biseq}
 "$biseq" train --config "benchmarks/g2p_cmudict/$config.toml" --data "$train" --out "$out" --resume --quiet
+"$biseq" evaluate --model "$out" --data "$train" --split dev --beam 5
+models=("$out")
+if [ -d "$out/epochs" ]; then
+  "$biseq" average --model "$out" --last 5 --out "$out-avg"
+  "$biseq" evaluate --model "$out-avg" --data "$train" --split dev
+  "$biseq" evaluate --model "$out-avg" --data "$train" --split dev --beam 5
+  models=("$out-avg")
+fi
 if [ -n "${2:-}" ]; then
-  "$biseq" evaluate --model "$out" --data "$2"
-  "$biseq" evaluate --model "$out" --data "$2" --beam 5
+  "$biseq" evaluate --model "${models[0]}" --data "$2"
+  "$biseq" evaluate --model "${models[0]}" --data "$2" --beam 5
 fi

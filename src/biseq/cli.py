@@ -95,6 +95,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, action="append", help="model directory; repeat for an ensemble")
     ev.add_argument("--data", required=True)
     ev.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
+    ev.add_argument("--split", choices=["all", "train", "dev", "test"], default="all",
+                    help="score only this part of DATA, split as the model's training run split it "
+                         "(seeded hash of the source; e.g. the dev words of the training file)")
     ev.add_argument("--show", type=int, default=0, help="print this many errors")
     ev.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     ev.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
@@ -232,9 +235,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     transducer = _load_for_decoding(args)
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
+    if args.split != "all":
+        from biseq.corpus import split_corpus
+
+        entries = split_corpus(entries, transducer.config.data)[args.split]
+        if not entries:
+            raise UsageError(f"{args.data}: the {args.split} split is empty (the model's data.dev_fraction is "
+                             f"{transducer.config.data.dev_fraction}, test_fraction "
+                             f"{transducer.config.data.test_fraction})")
     with _warnings_to_stderr():
         scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
-    print(f"{args.data}: {scores}")
+    part = "" if args.split == "all" else f" ({args.split} split, {len(entries)} sources)"
+    print(f"{args.data}{part}: {scores}")
     shown = 0
     for entry, hyp in zip(entries, hyps, strict=True):
         if shown >= args.show:
