@@ -1,8 +1,8 @@
 """Decoding: batched greedy search as one compiled loop over the same layers as training.
 
-The loop is ``keras.ops.scan`` inside a small ``keras.Model`` wrapper, so
-``predict_on_batch`` compiles it once per input shape (``jax.jit`` on JAX); no
-Python runs per token. The step state is the routed decoder state.
+The loop is a ``keras.ops.while_loop`` (it stops when every row is done) inside a small
+``keras.Model`` wrapper, so ``predict_on_batch`` compiles it once per input shape (``jax.jit``
+on JAX); no Python runs per token. The step state is the routed decoder state.
 """
 
 from __future__ import annotations
@@ -91,16 +91,22 @@ class GreedySearch(keras.Model):
         done = ops.zeros((batch,), dtype="bool")
         never = never_generated(self.seq2seq.decoder.vocab_size)
 
-        def body(carry, _):
-            tokens, state, done = carry
+        steps = self.max_length or default_max_length(int(width))
+
+        def running(t, tokens, state, done, out):
+            return ops.logical_not(ops.all(done))
+
+        def body(t, tokens, state, done, out):
             logits, state = decoder.step(tokens, state, bundle)
             chosen = ops.cast(ops.argmax(logits + never, axis=-1), "int32")
             chosen = ops.where(done, PAD_ID, chosen)
             done = ops.logical_or(done, ops.equal(chosen, EOS_ID))
-            return (chosen, state, done), chosen
+            return t + 1, chosen, state, done, ops.slice_update(out, (t, 0), chosen[None, :])
 
-        steps = self.max_length or default_max_length(int(width))
-        _, out = ops.scan(body, (tokens, state, done), length=steps)
+        # a while loop: it stops once every row has ended (a scan would run all ``steps``)
+        out = ops.zeros((steps, batch), dtype="int32")
+        out = ops.while_loop(running, body, (ops.convert_to_tensor(0, "int32"), tokens, state, done, out),
+                             maximum_iterations=steps)[-1]
         return ops.transpose(out, (1, 0))
 
 
@@ -113,7 +119,7 @@ def _reorder(tree, index):
 
 def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: int, vocab_size: int,
                 length_penalty: float = 1.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID):
-    """Batched beam search with length normalisation, as one ``keras.ops.scan``.
+    """Batched beam search with length normalisation, as one ``keras.ops.while_loop``.
 
     Args:
         step_fn: ``(tokens [N], state) -> (log_probs [N, V], state)`` with ``N = batch_size * beam_size``.
@@ -135,7 +141,10 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
        candidates not ending, best ``K``, stay alive;
     4. the state (and so the attention context) is reordered by the chosen beams explicitly.
 
-    After the last step the alive hypotheses join the finished pool too, so a row always has output.
+    The loop stops once no alive hypothesis can enter any row's ``K`` best any more (its log p
+    only falls, so its best possible score is its current log p at ``max_length``), or after
+    ``max_length`` steps: the result is that of running all steps. Then the alive hypotheses join
+    the finished pool too, so a row always has output.
     """
     b, k, v, length = batch_size, beam_size, vocab_size, max_length
     positions = ops.arange(length, dtype="int32")
@@ -148,8 +157,15 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
     tokens = ops.full((b * k,), bos_id, dtype="int32")
     never = never_generated(v, bos_id=bos_id)
 
-    def body(carry, t):
-        tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
+    # An alive hypothesis can at best end at max_length with its current log p (it only falls), so a
+    # row is settled once its K-th finished score reaches that bound: stopping then loses nothing.
+    best_denominator = max(float(length) ** length_penalty, 1.0)
+
+    def running(t, tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp):
+        bound = ops.max(alive_logp, axis=1) / best_denominator
+        return ops.logical_not(ops.all(ops.min(fin_score, axis=1) >= bound))
+
+    def body(t, tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp):
         log_probs, state = step_fn(tokens, state)
         log_probs = ops.cast(log_probs, "float32") + never
         cand = alive_logp[:, :, None] + ops.reshape(log_probs, (b, k, v))
@@ -174,11 +190,11 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
         beam = ops.take_along_axis(top_beam, keep, axis=1)
         tokens = ops.reshape(ops.take_along_axis(top_token, keep, axis=1), (b * k,))
         state = _reorder(state, ops.reshape(beam + offsets, (b * k,)))
-        return (tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp), None
+        return t + 1, tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp
 
-    carry = (tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp)
-    carry, _ = ops.scan(body, carry, ops.arange(length, dtype="int32"))
-    _, _, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
+    carry = (ops.convert_to_tensor(0, "int32"), tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp)
+    carry = ops.while_loop(running, body, carry, maximum_iterations=length)
+    _, _, _, alive_seq, alive_logp, fin_seq, fin_score, fin_logp = carry
     # unfinished hypotheses compete too (scored at full length), so nothing is lost
     alive_score = ops.where(alive_logp > NEG / 2, alive_logp / (float(length) ** length_penalty), NEG)
     pool_score = ops.concatenate([fin_score, alive_score], axis=1)
