@@ -121,3 +121,31 @@ def test_fused_seed_decoder_equals_keras_bidirectional(kind):
 
         for a, b in zip(jax.tree.leaves(loss(fused)), jax.tree.leaves(loss(generic)), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+
+
+def test_recurrent_dropout_is_training_only_and_trains():
+    """Variational dropout on h_{t-1}: off at inference (equal to the same weights without it), on in training."""
+    from biseq.config import ConfigError, ModelConfig
+    from tests.test_search_and_learning import small_model
+
+    keras.utils.set_random_seed(0)
+    plain = small_model(dropout=0.0).model  # no other dropout: only the recurrent one can change outputs
+    dropped = small_model(dropout=0.0, recurrent_dropout=0.5).model
+    for a, b in zip(dropped.trainable_weights, plain.trainable_weights, strict=True):
+        a.assign(b)
+    source = np.array([[4, 5, 6, 7], [8, 9, 4, 0]], "int32")
+    decoder_input = np.array([[1, 5, 6, 7, 8], [1, 9, 8, 0, 0]], "int32")
+    want = ops.convert_to_numpy(plain((source, decoder_input)))
+    np.testing.assert_allclose(ops.convert_to_numpy(dropped((source, decoder_input))), want, atol=1e-6)
+    first = ops.convert_to_numpy(dropped((source, decoder_input), training=True))
+    second = ops.convert_to_numpy(dropped((source, decoder_input), training=True))
+    assert np.abs(first - want).max() > 1e-3 and np.abs(first - second).max() > 1e-3
+    dropped.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    losses = [dropped.train_on_batch((source, decoder_input), decoder_input) for _ in range(3)]
+    assert np.isfinite(losses).all()
+    with pytest.raises(ConfigError, match=r"model.recurrent_dropout must be in \[0, 1\)"):
+        ModelConfig(recurrent_dropout=1.0)
+    from biseq.layers import RecurrentEncoder
+
+    with pytest.raises(ValueError, match="fused=True does not implement recurrent dropout"):
+        RecurrentEncoder(kind="bilstm", units=4, fused=True, recurrent_dropout=0.2)

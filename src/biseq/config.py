@@ -129,6 +129,7 @@ class ModelConfig(_Section):
     attention: AttentionKind = "luong"
     input_feeding: bool = True
     dropout: float = 0.1
+    recurrent_dropout: float = 0.0
     objective: Objective | None = None
 
     @property
@@ -148,6 +149,8 @@ class ModelConfig(_Section):
                 raise ConfigError(f"model.{name} must be at least 1. Received: {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1). Received: {self.dropout}")
+        if not 0 <= self.recurrent_dropout < 1:
+            raise ConfigError(f"model.recurrent_dropout must be in [0, 1). Received: {self.recurrent_dropout}")
         if self.bridge is not None and self.bridge not in get_args(BridgeKind):
             raise ConfigError(f"model.bridge must be one of {list(get_args(BridgeKind))}. Received: {self.bridge!r}")
         plan_routes(bridge=self.resolved_bridge, encoder_kind=self.encoder, encoder_units=self.encoder_units,

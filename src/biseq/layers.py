@@ -16,6 +16,12 @@ from biseq.routing import directions, state_parts
 NEG_INF = -1e9
 
 
+def _check_fused(fused: bool, recurrent_dropout: float) -> None:
+    if fused and recurrent_dropout:
+        raise ValueError("fused=True does not implement recurrent dropout; use fused=False with "
+                         f"recurrent_dropout={recurrent_dropout}.")
+
+
 def _rnn_class(kind: str) -> type:
     return keras.layers.LSTM if kind.endswith("lstm") else keras.layers.GRU
 
@@ -112,15 +118,18 @@ class RecurrentEncoder(keras.layers.Layer):
     Keras's two per-direction loops concurrently on the two cores), so it is not the default.
     """
 
-    def __init__(self, *, kind: str, units: int, num_layers: int = 1, dropout: float = 0.0, fused: bool = False,
-                 **kwargs) -> None:
+    def __init__(self, *, kind: str, units: int, num_layers: int = 1, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, fused: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.kind, self.units, self.num_layers, self.dropout_rate = kind, units, num_layers, dropout
+        self.recurrent_dropout = recurrent_dropout
         self.fused = fused
+        _check_fused(fused, recurrent_dropout)
         rnn = _rnn_class(kind)
         self.rnns = []
         for i in range(num_layers):
-            layer = rnn(units, return_sequences=True, return_state=True, name=f"{kind}_{i + 1}")
+            layer = rnn(units, return_sequences=True, return_state=True, recurrent_dropout=recurrent_dropout,
+                        name=f"{kind}_{i + 1}")
             if directions(kind) == 2:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i + 1}")
             self.rnns.append(layer)
@@ -158,7 +167,8 @@ class RecurrentEncoder(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "kind": self.kind, "units": self.units,
-                "num_layers": self.num_layers, "dropout": self.dropout_rate, "fused": self.fused}
+                "num_layers": self.num_layers, "dropout": self.dropout_rate,
+                "recurrent_dropout": self.recurrent_dropout, "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package="biseq")
@@ -230,10 +240,13 @@ def lstm_step(z, c_prev):
     return ops.sigmoid(o) * ops.tanh(c), c
 
 
-def gru_step(x_proj, h_prev, recurrent_kernel, recurrent_bias):
-    """Keras GRU (``reset_after=True``) from the input projection ``x_proj [B, 3D]``."""
+def gru_step(x_proj, h_prev, recurrent_kernel, recurrent_bias, h_recurrent=None):
+    """Keras GRU (``reset_after=True``) from the input projection ``x_proj [B, 3D]``.
+
+    ``h_recurrent``: ``h_prev`` as the recurrent matmul reads it (e.g. after recurrent dropout).
+    """
     x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
-    inner = ops.matmul(h_prev, recurrent_kernel) + recurrent_bias
+    inner = ops.matmul(h_prev if h_recurrent is None else h_recurrent, recurrent_kernel) + recurrent_bias
     r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
     z = ops.sigmoid(x_z + r_z)
     r = ops.sigmoid(x_r + r_r)
@@ -263,10 +276,13 @@ class RecurrentDecoder(keras.layers.Layer):
 
     def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
                  memory_dim: int, attention: str = "luong", input_feeding: bool = True, dropout: float = 0.0,
-                 embedding: keras.layers.Embedding | None = None, **kwargs) -> None:
+                 recurrent_dropout: float = 0.0, embedding: keras.layers.Embedding | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if directions(kind) != 1:
             raise ValueError(f"RecurrentDecoder is unidirectional. Received kind={kind!r}")
+        self.recurrent_dropout = recurrent_dropout
+        self.seed_generator = keras.random.SeedGenerator() if recurrent_dropout else None
         self.kind, self.units, self.num_layers = kind, units, num_layers
         self.vocab_size, self.embedding_dim, self.memory_dim = vocab_size, embedding_dim, memory_dim
         self.attention_kind, self.input_feeding, self.dropout_rate = attention, input_feeding, dropout
@@ -332,22 +348,27 @@ class RecurrentDecoder(keras.layers.Layer):
         feed = ops.zeros((batch_size, self.units), dtype=self.compute_dtype) if self.feed_size else ()
         return (tuple(tuple(s) for s in layer_states), feed)
 
-    def _recur(self, state, x_proj, weights, bundle):
-        """One time step from the layer-1 input projection ``x_proj [B, 4D]``; returns ``(state, a_t [B, D])``."""
+    def _recur(self, state, x_proj, weights, bundle, recurrent_masks=None):
+        """One time step from the layer-1 input projection ``x_proj [B, 4D]``; returns ``(state, a_t [B, D])``.
+
+        ``recurrent_masks``: per layer ``[B, D]`` (scaled) dropout masks applied to ``h_{t-1}`` where it
+        enters the recurrent matmul, the same at every step (variational dropout); ``None`` for none.
+        """
         layer_states, feed = state
         new_states = []
         inputs = None
         for i, (kernel, feed_kernel, rec_kernel, in_bias, rec_bias) in enumerate(weights):
             h_prev = layer_states[i][0]
+            h_rec = h_prev if recurrent_masks is None else h_prev * recurrent_masks[i]
             if i == 0:
                 proj = x_proj if feed_kernel is None else x_proj + ops.matmul(feed, feed_kernel)
             else:
                 proj = ops.matmul(inputs, kernel) + in_bias
             if self.kind == "lstm":
-                h, c = lstm_step(proj + ops.matmul(h_prev, rec_kernel), layer_states[i][1])
+                h, c = lstm_step(proj + ops.matmul(h_rec, rec_kernel), layer_states[i][1])
                 new_states.append((h, c))
             else:
-                h = gru_step(proj, h_prev, rec_kernel, rec_bias)
+                h = gru_step(proj, h_prev, rec_kernel, rec_bias, h_rec)
                 new_states.append((h,))
             inputs = h
         out = inputs
@@ -383,9 +404,14 @@ class RecurrentDecoder(keras.layers.Layer):
         weights = self._weights()
         x_proj = self._project_inputs(decoder_input, weights, training=training)  # [B, T, G]
         x_proj = ops.transpose(x_proj, (1, 0, 2))
+        masks = None
+        if training and self.recurrent_dropout:
+            ones = ops.ones((ops.shape(decoder_input)[0], self.units), dtype=x_proj.dtype)
+            masks = [keras.random.dropout(ones, self.recurrent_dropout, seed=self.seed_generator)
+                     for _ in self.cells]
 
         def body(carry, x_t):
-            return self._recur(carry, x_t, weights, bundle)
+            return self._recur(carry, x_t, weights, bundle, masks)
 
         _, outputs = ops.scan(body, state, x_proj)
         outputs = ops.transpose(outputs, (1, 0, 2))
@@ -397,7 +423,8 @@ class RecurrentDecoder(keras.layers.Layer):
         return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
                 "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
                 "memory_dim": self.memory_dim, "attention": self.attention_kind,
-                "input_feeding": self.input_feeding, "dropout": self.dropout_rate}
+                "input_feeding": self.input_feeding, "dropout": self.dropout_rate,
+                "recurrent_dropout": self.recurrent_dropout}
 
 
 @keras.saving.register_keras_serializable(package="biseq")
@@ -416,14 +443,17 @@ class BidirectionalDecoder(keras.layers.Layer):
     """
 
     def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
-                 dropout: float = 0.0, fused: bool = False, **kwargs) -> None:
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, fused: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.kind, self.units, self.num_layers, self.fused = kind, units, num_layers, fused
+        self.recurrent_dropout = recurrent_dropout
+        _check_fused(fused, recurrent_dropout)
         self.vocab_size, self.embedding_dim, self.dropout_rate = vocab_size, embedding_dim, dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
         rnn = _rnn_class(kind)
         self.rnns = [
-            keras.layers.Bidirectional(rnn(units, return_sequences=True, name=f"{kind[2:]}_{i + 1}"),
+            keras.layers.Bidirectional(rnn(units, return_sequences=True, recurrent_dropout=recurrent_dropout,
+                                           name=f"{kind[2:]}_{i + 1}"),
                                        name=f"decoder_bidirectional_{i + 1}")
             for i in range(num_layers)
         ]
@@ -452,7 +482,7 @@ class BidirectionalDecoder(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
                 "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "dropout": self.dropout_rate,
-                "fused": self.fused}
+                "recurrent_dropout": self.recurrent_dropout, "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package="biseq")
@@ -476,11 +506,11 @@ class TwinDecoder(keras.layers.Layer):
 
     def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
                  memory_dim: int, attention: str = "luong", input_feeding: bool = True, dropout: float = 0.0,
-                 **kwargs) -> None:
+                 recurrent_dropout: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.settings = dict(kind=kind, units=units, num_layers=num_layers, vocab_size=vocab_size,
                              embedding_dim=embedding_dim, memory_dim=memory_dim, attention=attention,
-                             input_feeding=input_feeding, dropout=dropout)
+                             input_feeding=input_feeding, dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
         one = dict(self.settings, kind=kind.removeprefix("bi"), embedding=self.embedding)
         self.left_to_right = RecurrentDecoder(**one, name="left_to_right_decoder")

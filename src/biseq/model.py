@@ -59,10 +59,11 @@ class Seq2Seq(keras.Model):
                                                        name="source_embedding")
         self.embedding_dropout = keras.layers.Dropout(c.dropout)
         self.encoder = RecurrentEncoder(kind=c.encoder, units=c.encoder_units, num_layers=c.encoder_layers,
-                                        dropout=c.dropout, name="encoder")
+                                        dropout=c.dropout, recurrent_dropout=c.recurrent_dropout, name="encoder")
         self.objective = c.resolved_objective
         common = dict(kind=c.decoder, units=c.decoder_units, num_layers=c.decoder_layers,
-                      vocab_size=target_vocab_size, embedding_dim=c.embedding_dim, dropout=c.dropout, name="decoder")
+                      vocab_size=target_vocab_size, embedding_dim=c.embedding_dim, dropout=c.dropout,
+                      recurrent_dropout=c.recurrent_dropout, name="decoder")
         memory = dict(memory_dim=c.encoder_units * directions(c.encoder), attention=c.attention,
                       input_feeding=c.input_feeding)
         if self.objective == "twin":
