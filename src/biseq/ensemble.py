@@ -133,10 +133,4 @@ class Ensemble:
         return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
                                                                  length_penalty=length_penalty)]
 
-    def predict_nbest(self, texts: Sequence[str], *, beam_size: int, nbest: int = 1,
-                      length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
-        sources = [self.tokenize_source(t) for t in texts]
-        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
-                                       length_penalty=length_penalty)
-        return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps]
-                for hyps in found]
+    predict_nbest = Transducer.predict_nbest  # text in, n-best text out: the same steps as one model's
