@@ -258,7 +258,7 @@ class Transducer:
     def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
                 length_penalty: float = 1.0) -> list[str]:
         """Strings in (e.g. words), strings out (e.g. space-separated phones); greedy or beam search."""
-        if beam_size > 1 or self.model.objective == "twin":
+        if beam_size > 1 or self.rescores:
             return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
                                                                      length_penalty=length_penalty)]
         tokens = self.predict_tokens([self.tokenize_source(t) for t in texts], batch_size=batch_size)
