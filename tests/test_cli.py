@@ -99,6 +99,27 @@ def test_resume_continues_after_the_last_epoch(trained):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
 
 
+def test_cosine_schedule_and_a_spent_time_budget(tmp_path):
+    from biseq.training import cosine_rate
+
+    data = tmp_path / "rev.tsv"
+    data.write_text("\n".join(reversal_lines(60)) + "\n")
+    out = tmp_path / "model"
+    common = ("--data", data, "--source-split", "char", "--out", out, "--encoder-units", 8, "--decoder-units", 16,
+              "--quiet", "--show", 0, "--lr-schedule", "cosine", "--learning-rate", 0.01)
+    result = biseq("train", *common, "--epochs", 2)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((out / "history.json").read_text())
+    rates = [h["learning_rate"] for h in history]  # set at the start of each epoch, from its middle's progress
+    assert rates == pytest.approx([cosine_rate(p, base=0.01, final_fraction=0.01) for p in (0.25, 0.75)])
+    assert rates[0] == pytest.approx(0.01 * (0.01 + 0.99 * 0.5 * (1 + 2 ** -0.5)))
+    # the whole run's time limit is already spent: resuming trains nothing and says how to go on
+    again = biseq("train", *common, "--epochs", 5, "--resume", "--time-limit", 0.001)
+    assert again.returncode == 0, again.stderr
+    assert "time limit of 0.001 minutes is spent" in again.stdout and "larger --time-limit" in again.stdout
+    assert len(json.loads((out / "history.json").read_text())) == 2
+
+
 @pytest.mark.parametrize(("lines", "message"), [
     ("ab\tA B\nno tab\n", "bad.tsv, line 2: expected 'source<TAB>target' (exactly one tab), found 0 tab(s)"),
     ("\n\n", "bad.tsv: no data"),

@@ -66,7 +66,10 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--learning-rate", type=float)
-    tr.add_argument("--time-limit", type=float, help="minutes of training (0: none)")
+    tr.add_argument("--time-limit", type=float,
+                    help="minutes of training for the whole run, across resumes (0: none)")
+    tr.add_argument("--lr-schedule", choices=["plateau", "cosine"],
+                    help="plateau: halve on dev plateaus; cosine: anneal over the time limit (or the epochs)")
     tr.add_argument("--keep-checkpoints", type=int, help="keep the last N epochs' weights (for 'biseq average')")
     tr.add_argument("--encoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
@@ -153,6 +156,7 @@ def _train_config(args: argparse.Namespace):
             model["decoder_units"] = needed
     train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit),
+                               ("lr_schedule", args.lr_schedule),
                                ("keep_checkpoints", args.keep_checkpoints))
              if v is not None}
     if not args.config and not args.data and args.time_limit is None:

@@ -20,6 +20,7 @@ BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
 AttentionKind = Literal["none", "luong", "bahdanau"]
 Objective = Literal["autoregressive", "twin", "masked", "seed"]
 Split = Literal["char", "space"]
+LrSchedule = Literal["plateau", "cosine"]
 
 
 class ConfigError(ValueError):
@@ -175,6 +176,11 @@ class TrainConfig(_Section):
     """Optimisation, early stopping and the time budget.
 
     ``keep_checkpoints``: keep the weights of the last N epochs under ``OUT/epochs/`` (for ``biseq average``).
+    ``lr_schedule``: ``"plateau"`` multiplies the rate by ``lr_decay`` when dev WER stops improving;
+    ``"cosine"`` anneals it from ``learning_rate`` to ``final_lr_fraction`` of it over the run, measured
+    in time when ``time_limit_minutes`` is set (so the rate is low when the budget ends), else in epochs.
+    ``time_limit_minutes`` counts the whole run, across resumes: an interrupted run resumes with the time
+    it had left; give a larger limit to train a finished run further.
     """
 
     section = "train"
@@ -183,8 +189,10 @@ class TrainConfig(_Section):
     learning_rate: float = 0.002
     clip_norm: float = 5.0
     label_smoothing: float = 0.0
+    lr_schedule: LrSchedule = "plateau"
     lr_decay: float = 0.5
     lr_patience: int = 1
+    final_lr_fraction: float = 0.01
     patience: int = 3
     dev_words: int = 2000
     time_limit_minutes: float = 0.0
@@ -199,6 +207,8 @@ class TrainConfig(_Section):
             raise ConfigError("train.batch_size and train.epochs must be at least 1.")
         if self.learning_rate <= 0:
             raise ConfigError(f"train.learning_rate must be positive. Received: {self.learning_rate}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ConfigError(f"train.final_lr_fraction must be in [0, 1]. Received: {self.final_lr_fraction}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
 

@@ -179,6 +179,12 @@ def dev_sample(entries: Sequence[Entry], count: int, seed: int) -> list[Entry]:
     return [entries[i] for i in sorted(index)]
 
 
+def cosine_rate(progress: float, *, base: float, final_fraction: float) -> float:
+    """The learning rate at ``progress`` (0 to 1, clipped) of a cosine from ``base`` to ``final_fraction * base``."""
+    progress = min(max(progress, 0.0), 1.0)
+    return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 class DevMonitor(keras.callbacks.Callback):
     """After each epoch: dev scores, best model kept, learning-rate decay, early stopping, checkpoint.
 
@@ -190,11 +196,26 @@ class DevMonitor(keras.callbacks.Callback):
         super().__init__()
         self.transducer, self.dev, self.out, self.state, self.log = transducer, dev, out, state, log
         self.train_cfg = transducer.config.train
-        self.deadline = started + 60 * self.train_cfg.time_limit_minutes if self.train_cfg.time_limit_minutes else None
+        self.started, self.prior = started, float(state.get("elapsed", 0.0))
+        self.budget = 60 * self.train_cfg.time_limit_minutes
+        self.deadline = started + self.budget - self.prior if self.budget else None
         self.epoch_started = time.time()
+        self.last_epoch_seconds = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds this run has taken so far, over all its sessions."""
+        return self.prior + time.time() - self.started
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch_started = time.time()
+        tc = self.train_cfg
+        if tc.lr_schedule == "cosine":
+            if self.budget:  # the middle of this epoch, as a share of the time budget
+                progress = (self.elapsed() + self.last_epoch_seconds / 2) / self.budget
+            else:
+                progress = (epoch + 0.5) / tc.epochs
+            rate = cosine_rate(progress, base=tc.learning_rate, final_fraction=tc.final_lr_fraction)
+            self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         if self.deadline and time.time() > self.deadline:
@@ -214,11 +235,14 @@ class DevMonitor(keras.callbacks.Callback):
             self.transducer.save(self.out)
         else:
             self.state["bad_epochs"] += 1
-            if self.state["bad_epochs"] % max(self.train_cfg.lr_patience, 1) == 0:
+            if (self.train_cfg.lr_schedule == "plateau"
+                    and self.state["bad_epochs"] % max(self.train_cfg.lr_patience, 1) == 0):
                 self.model.optimizer.learning_rate.assign(lr * self.train_cfg.lr_decay)
         self.log(f"epoch {epoch + 1}: loss {record['loss']:.4f}  dev WER {scores.wer:.2f}%  PER {scores.per:.2f}%  "
                  f"lr {lr:.2e}  {seconds:.0f}s{'  (best, saved)' if improved else ''}")
         self.state["epoch"] = epoch + 1
+        self.state["elapsed"] = self.elapsed()
+        self.last_epoch_seconds = time.time() - self.epoch_started
         if self.state["bad_epochs"] >= self.train_cfg.patience:
             self.log(f"early stop: no dev improvement for {self.state['bad_epochs']} epochs")
             self.model.stop_training = True
@@ -320,7 +344,11 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         f"{padding_share(sequence.batches):.1f}% padding")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
     monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started, log=log)
-    if state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
+    spent = config.train.time_limit_minutes and state.get("elapsed", 0.0) >= 60 * config.train.time_limit_minutes
+    if spent:
+        log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
+            f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
+    elif state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
         transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"],
                              callbacks=[monitor], verbose=verbose)
     best = Transducer.load(out) if state["best_epoch"] else transducer
