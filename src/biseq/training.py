@@ -206,6 +206,10 @@ class DevMonitor(keras.callbacks.Callback):
         """Seconds this run has taken so far, over all its sessions."""
         return self.prior + time.time() - self.started
 
+    def time_spent(self) -> bool:
+        """Whether the run's time limit (over all its sessions) is used up; never without a limit."""
+        return self.deadline is not None and time.time() > self.deadline
+
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch_started = time.time()
         tc = self.train_cfg
@@ -218,7 +222,7 @@ class DevMonitor(keras.callbacks.Callback):
             self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        if self.deadline and time.time() > self.deadline:
+        if self.time_spent():
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None) -> None:
@@ -246,7 +250,7 @@ class DevMonitor(keras.callbacks.Callback):
         if self.state["bad_epochs"] >= self.train_cfg.patience:
             self.log(f"early stop: no dev improvement for {self.state['bad_epochs']} epochs")
             self.model.stop_training = True
-        if self.deadline and time.time() > self.deadline:
+        if self.time_spent():
             self.log(f"time limit of {self.train_cfg.time_limit_minutes:g} minutes reached")
             self.model.stop_training = True
         if self.train_cfg.keep_checkpoints:
@@ -344,8 +348,7 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         f"{padding_share(sequence.batches):.1f}% padding")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
     monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started, log=log)
-    spent = config.train.time_limit_minutes and state.get("elapsed", 0.0) >= 60 * config.train.time_limit_minutes
-    if spent:
+    if monitor.time_spent():
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
     elif state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
