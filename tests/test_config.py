@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,12 @@ def test_objectives_fit_their_decoders():
     with pytest.raises(ConfigError, match=r"objective='twin' does not fit decoder='lstm'; it takes one of "
                                           r"\['autoregressive'\]"):
         ModelConfig(objective="twin")
+
+
+def test_benchmark_recipes_load():
+    """The G2P recipe files users run must stay valid configs (a typo would only show at run time)."""
+    recipes = Path(__file__).resolve().parents[1] / "benchmarks" / "g2p_cmudict"
+    quick = Config.load(recipes / "quick.toml")
+    main = Config.load(recipes / "main.toml")
+    assert quick.train.label_smoothing == 0.1 and not quick.model.input_feeding
+    assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine"
