@@ -4,14 +4,13 @@
 Usage: python benchmarks/lstm_layer.py [BATCH ...]   (torch from the bench extra; skipped when missing)
 """
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_seconds
 
 from biseq import recurrence_jax
 from biseq.recurrence import _generic_lstm_scan
@@ -19,15 +18,6 @@ from biseq.recurrence import _generic_lstm_scan
 T, E, H = 10, 64, 256
 REPS = 30
 
-def med(fn):
-    fn()
-    fn()
-    ts = []
-    for _ in range(REPS):
-        s = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - s)
-    return statistics.median(ts)
 
 for B in [int(b) for b in sys.argv[1:]] or [64, 128, 256]:
     flops = 3 * 2 * (2 * T * B * 4 * H * (E + H))
@@ -46,7 +36,7 @@ for B in [int(b) for b in sys.argv[1:]] or [64, 128, 256]:
             out, h, c = scan(proj, mask, h0, h0, wh)
             return jnp.sum(out * g)
         f = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
-        res[name] = med(lambda: jax.block_until_ready(f(x, wx, wh)))
+        res[name] = median_seconds(lambda: jax.block_until_ready(f(x, wx, wh)), repeats=REPS)
     try:
         import torch
         torch.set_num_threads(2)
@@ -58,7 +48,7 @@ for B in [int(b) for b in sys.argv[1:]] or [64, 128, 256]:
             xt.grad = None
             out, _ = lstm(xt)
             (out * gt).sum().backward()
-        res["torch nn.LSTM"] = med(tstep)
+        res["torch nn.LSTM"] = median_seconds(tstep, repeats=REPS)
     except ImportError:
         pass
     for k, v in res.items():

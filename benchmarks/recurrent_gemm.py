@@ -4,26 +4,16 @@
 Usage: python benchmarks/recurrent_gemm.py   (needs torch, the bench extra)
 """
 import os
-import statistics
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from timing import median_seconds
 
 torch.set_num_threads(2)
 H, T = 256, 10
-def med(fn, n=200):
-    fn()
-    fn()
-    ts = []
-    for _ in range(n):
-        s = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - s)
-    return statistics.median(ts)
 for B in (64, 128, 256):
     w = np.random.default_rng(0).normal(size=(H, 4 * H)).astype(np.float32) * 0.05
     h = np.ones((B, H), np.float32)
@@ -36,7 +26,7 @@ for B in (64, 128, 256):
         for _ in range(T):
             c = torch.tanh(c @ wt)[:, :H]
     flops = 2 * B * H * 4 * H * T
-    a = med(lambda: jax.block_until_ready(f(hj, wj)))
-    b = med(lambda: jax.block_until_ready(g(hj, wj))) * T
-    c = med(tl)
+    a = median_seconds(lambda: jax.block_until_ready(f(hj, wj)), repeats=200)
+    b = median_seconds(lambda: jax.block_until_ready(g(hj, wj)), repeats=200) * T
+    c = median_seconds(tl, repeats=200)
     print(f"B={B}: XLA scan {flops/a/1e9:5.1f} GFLOP/s ({a/T*1e6:.0f} us/step); XLA one GEMM {flops/b/1e9:5.1f}; torch loop {flops/c/1e9:5.1f} ({c/T*1e6:.0f} us/step)")
