@@ -100,7 +100,7 @@ def test_resume_continues_after_the_last_epoch(trained):
 
 
 def test_cosine_schedule_and_a_spent_time_budget(tmp_path):
-    from biseq.training import cosine_rate
+    from biseq.schedule import cosine_rate
 
     data = tmp_path / "rev.tsv"
     data.write_text("\n".join(reversal_lines(60)) + "\n")

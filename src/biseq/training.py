@@ -25,6 +25,7 @@ from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
+from biseq.schedule import TrainingClock, cosine_rate
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
@@ -179,12 +180,6 @@ def dev_sample(entries: Sequence[Entry], count: int, seed: int) -> list[Entry]:
     return [entries[i] for i in sorted(index)]
 
 
-def cosine_rate(progress: float, *, base: float, final_fraction: float) -> float:
-    """The learning rate at ``progress`` (0 to 1, clipped) of a cosine from ``base`` to ``final_fraction * base``."""
-    progress = min(max(progress, 0.0), 1.0)
-    return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 class DevMonitor(keras.callbacks.Callback):
     """After each epoch: dev scores, best model kept, learning-rate decay, early stopping, checkpoint.
 
@@ -200,7 +195,8 @@ class DevMonitor(keras.callbacks.Callback):
         self.budget = 60 * self.train_cfg.time_limit_minutes
         self.deadline = started + self.budget - self.prior if self.budget else None
         self.epoch_started = time.time()
-        self.last_epoch_seconds = 0.0
+        self.clock = TrainingClock(budget=self.budget, started=started, prior_elapsed=self.prior,
+                                   prior_overhead=float(state.get("compile_seconds", 0.0)))
 
     def elapsed(self) -> float:
         """Seconds this run has taken so far, over all its sessions."""
@@ -212,22 +208,26 @@ class DevMonitor(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch_started = time.time()
+        self.clock.start_epoch(self.epoch_started)
         tc = self.train_cfg
         if tc.lr_schedule == "cosine":
-            if self.budget:  # the middle of this epoch, as a share of the time budget
-                progress = (self.elapsed() + self.last_epoch_seconds / 2) / self.budget
+            if self.budget:  # the middle of this epoch, as a share of the time budget, compilation left out
+                progress = self.clock.progress(self.epoch_started, ahead=self.clock.epoch_seconds() / 2)
             else:
                 progress = (epoch + 0.5) / tc.epochs
             rate = cosine_rate(progress, base=tc.learning_rate, final_fraction=tc.final_lr_fraction)
             self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
+        self.clock.batch_done(time.time())
         if self.time_spent():
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         seconds = time.time() - self.epoch_started
+        evaluated = time.time()
         scores, _ = evaluate(self.transducer, self.dev)
+        self.clock.evaluation(time.time() - evaluated)
         lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
         record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)), "dev_wer": scores.wer,
                   "dev_per": scores.per, "learning_rate": lr, "seconds": seconds}
@@ -246,7 +246,7 @@ class DevMonitor(keras.callbacks.Callback):
                  f"lr {lr:.2e}  {seconds:.0f}s{'  (best, saved)' if improved else ''}")
         self.state["epoch"] = epoch + 1
         self.state["elapsed"] = self.elapsed()
-        self.last_epoch_seconds = time.time() - self.epoch_started
+        self.state["compile_seconds"] = self.clock.overhead()
         if self.state["bad_epochs"] >= self.train_cfg.patience:
             self.log(f"early stop: no dev improvement for {self.state['bad_epochs']} epochs")
             self.model.stop_training = True
