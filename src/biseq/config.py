@@ -178,7 +178,8 @@ class TrainConfig(_Section):
     ``keep_checkpoints``: keep the weights of the last N epochs under ``OUT/epochs/`` (for ``biseq average``).
     ``lr_schedule``: ``"plateau"`` multiplies the rate by ``lr_decay`` when dev WER stops improving;
     ``"cosine"`` anneals it from ``learning_rate`` to ``final_lr_fraction`` of it over the run, measured
-    in time when ``time_limit_minutes`` is set (so the rate is low when the budget ends), else in epochs.
+    in time when ``time_limit_minutes`` is set (so the rate is low when the budget ends; compilation is
+    left out, see ``biseq.schedule``), else in epochs.
     ``time_limit_minutes`` counts the whole run, across resumes: an interrupted run resumes with the time
     it had left; give a larger limit to train a finished run further.
     """
