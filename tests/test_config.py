@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,3 +72,10 @@ def test_benchmark_recipes_load():
     main = Config.load(recipes / "main.toml")
     assert quick.train.label_smoothing == 0.1 and not quick.model.input_feeding
     assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine"
+    members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
+    assert sorted(members) == ["ensemble-feed", "ensemble-nols"]
+    # each member is quick.toml with one change, so the ensemble mixes different models of the same budget
+    assert members["ensemble-feed"] == dataclasses.replace(quick, model=dataclasses.replace(quick.model,
+                                                                                            input_feeding=True))
+    assert members["ensemble-nols"] == dataclasses.replace(quick, train=dataclasses.replace(quick.train,
+                                                                                            label_smoothing=0.0))
