@@ -71,7 +71,7 @@ def test_benchmark_recipes_load():
     quick = Config.load(recipes / "quick.toml")
     main = Config.load(recipes / "main.toml")
     assert quick.train.label_smoothing == 0.1 and not quick.model.input_feeding
-    assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine"
+    assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine" and not main.model.input_feeding
     members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
     assert sorted(members) == ["ensemble-feed", "ensemble-nols"]
     # each member is quick.toml with one change, so the ensemble mixes different models of the same budget
