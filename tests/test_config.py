@@ -73,9 +73,12 @@ def test_benchmark_recipes_load():
     assert quick.train.label_smoothing == 0.1 and not quick.model.input_feeding
     assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine" and not main.model.input_feeding
     members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
-    assert sorted(members) == ["ensemble-feed", "ensemble-nols"]
+    assert sorted(members) == ["ensemble-feed", "ensemble-gru", "ensemble-nols"]
     # each member is quick.toml with one change, so the ensemble mixes different models of the same budget
     assert members["ensemble-feed"] == dataclasses.replace(quick, model=dataclasses.replace(quick.model,
                                                                                             input_feeding=True))
     assert members["ensemble-nols"] == dataclasses.replace(quick, train=dataclasses.replace(quick.train,
                                                                                             label_smoothing=0.0))
+    assert members["ensemble-gru"] == dataclasses.replace(quick, model=dataclasses.replace(quick.model,
+                                                                                           encoder="bigru",
+                                                                                           decoder="gru"))
