@@ -57,6 +57,10 @@ class TrainingClock:
         """A dev evaluation took ``seconds``."""
         self.evaluations.append(seconds)
 
+    def elapsed(self, now: float) -> float:
+        """Seconds the run has taken at ``now``, over all its sessions, compilation included."""
+        return self.prior_elapsed + now - self.started
+
     def overhead(self) -> float:
         """Seconds of compilation in the run so far, over all its sessions."""
         seconds = self.prior_overhead
@@ -80,5 +84,5 @@ class TrainingClock:
     def progress(self, now: float, *, ahead: float = 0.0) -> float:
         """The share of the budget spent at ``now`` (plus ``ahead`` seconds), compilation left out of both."""
         overhead = self.overhead()
-        spent = self.prior_elapsed + now - self.started - overhead + ahead
+        spent = self.elapsed(now) - overhead + ahead
         return spent / max(self.budget - overhead, 1e-9)

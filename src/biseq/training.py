@@ -191,16 +191,16 @@ class DevMonitor(keras.callbacks.Callback):
         super().__init__()
         self.transducer, self.dev, self.out, self.state, self.log = transducer, dev, out, state, log
         self.train_cfg = transducer.config.train
-        self.started, self.prior = started, float(state.get("elapsed", 0.0))
         self.budget = 60 * self.train_cfg.time_limit_minutes
-        self.deadline = started + self.budget - self.prior if self.budget else None
+        prior = float(state.get("elapsed", 0.0))
+        self.deadline = started + self.budget - prior if self.budget else None
         self.epoch_started = time.time()
-        self.clock = TrainingClock(budget=self.budget, started=started, prior_elapsed=self.prior,
+        self.clock = TrainingClock(budget=self.budget, started=started, prior_elapsed=prior,
                                    prior_overhead=float(state.get("compile_seconds", 0.0)))
 
     def elapsed(self) -> float:
         """Seconds this run has taken so far, over all its sessions."""
-        return self.prior + time.time() - self.started
+        return self.clock.elapsed(time.time())
 
     def time_spent(self) -> bool:
         """Whether the run's time limit (over all its sessions) is used up; never without a limit."""
@@ -224,8 +224,8 @@ class DevMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        seconds = time.time() - self.epoch_started
         evaluated = time.time()
+        seconds = evaluated - self.epoch_started
         scores, _ = evaluate(self.transducer, self.dev)
         self.clock.evaluation(time.time() - evaluated)
         lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
