@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -36,6 +37,10 @@ def test_train_writes_a_complete_model_directory(trained):
         assert (out / name).is_file(), name
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    pairs = int(re.search(r"training: (\d+) pairs in", stdout).group(1))
+    for h in history:  # whole epochs: every training pair once, over the epoch's training seconds
+        assert h["pairs_per_second"] * h["seconds"] == pytest.approx(pairs)
+        assert f"{h['seconds']:.0f}s  {h['pairs_per_second']:.0f} pairs/s" in stdout
     assert "word error rate on held-out words:" in stdout
     assert "held-out predictions" in stdout
     assert "lstm layer 1 h (batch, 32) <- [bilstm layer 1 forward h (batch, 16); bilstm layer 1 backward h" \
@@ -69,6 +74,8 @@ def test_evaluate_and_info(trained):
     result = biseq("evaluate", "--model", out, "--data", data)
     assert result.returncode == 0, result.stderr
     assert "WER" in result.stdout and "PER" in result.stdout and "(150 items)" in result.stdout
+    assert re.search(r"decoded 150 sources in \d+\.\ds \(greedy, compilation included\): \d+ per second",
+                     result.stdout), result.stdout
     from biseq.config import Config
     from biseq.corpus import read_corpus, split_corpus
 

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -247,10 +248,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.data}: the {args.split} split is empty (the model's data.dev_fraction is "
                              f"{transducer.config.data.dev_fraction}, test_fraction "
                              f"{transducer.config.data.test_fraction})")
+    started = time.perf_counter()
     with _warnings_to_stderr():
         scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
+    seconds = time.perf_counter() - started
     part = "" if args.split == "all" else f" ({args.split} split, {len(entries)} sources)"
     print(f"{args.data}{part}: {scores}")
+    search = f"beam {args.beam}" if args.beam > 1 else "greedy"
+    print(f"decoded {len(entries)} sources in {seconds:.1f}s ({search}, compilation included): "
+          f"{len(entries) / max(seconds, 1e-9):.0f} per second")
     shown = 0
     for entry, hyp in zip(entries, hyps, strict=True):
         if shown >= args.show:

@@ -187,9 +187,10 @@ class DevMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, *, transducer: Transducer, dev: Sequence[Entry], out: Path, state: dict,
-                 started: float, log: Callable[[str], None]) -> None:
+                 started: float, pairs_per_batch: float, log: Callable[[str], None]) -> None:
         super().__init__()
         self.transducer, self.dev, self.out, self.state, self.log = transducer, dev, out, state, log
+        self.pairs_per_batch, self.batches = pairs_per_batch, 0
         self.train_cfg = transducer.config.train
         self.budget = 60 * self.train_cfg.time_limit_minutes
         prior = float(state.get("elapsed", 0.0))
@@ -207,7 +208,7 @@ class DevMonitor(keras.callbacks.Callback):
         return self.deadline is not None and time.time() > self.deadline
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
-        self.epoch_started = time.time()
+        self.epoch_started, self.batches = time.time(), 0
         self.clock.start_epoch(self.epoch_started)
         tc = self.train_cfg
         if tc.lr_schedule == "cosine":
@@ -219,6 +220,7 @@ class DevMonitor(keras.callbacks.Callback):
             self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
+        self.batches += 1
         self.clock.batch_done(time.time())
         if self.time_spent():
             self.model.stop_training = True
@@ -230,7 +232,8 @@ class DevMonitor(keras.callbacks.Callback):
         self.clock.evaluation(time.time() - evaluated)
         lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
         record = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)), "dev_wer": scores.wer,
-                  "dev_per": scores.per, "learning_rate": lr, "seconds": seconds}
+                  "dev_per": scores.per, "learning_rate": lr, "seconds": seconds,
+                  "pairs_per_second": self.batches * self.pairs_per_batch / max(seconds, 1e-9)}
         self.state["history"].append(record)
         improved = scores.wer < self.state["best_wer"] or (
             scores.wer == self.state["best_wer"] and scores.per < self.state["best_per"])
@@ -243,7 +246,8 @@ class DevMonitor(keras.callbacks.Callback):
                     and self.state["bad_epochs"] % max(self.train_cfg.lr_patience, 1) == 0):
                 self.model.optimizer.learning_rate.assign(lr * self.train_cfg.lr_decay)
         self.log(f"epoch {epoch + 1}: loss {record['loss']:.4f}  dev WER {scores.wer:.2f}%  PER {scores.per:.2f}%  "
-                 f"lr {lr:.2e}  {seconds:.0f}s{'  (best, saved)' if improved else ''}")
+                 f"lr {lr:.2e}  {seconds:.0f}s  {record['pairs_per_second']:.0f} pairs/s"
+                 f"{'  (best, saved)' if improved else ''}")
         self.state["epoch"] = epoch + 1
         self.state["elapsed"] = self.elapsed()
         self.state["compile_seconds"] = self.clock.overhead()
@@ -347,7 +351,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
         f"{padding_share(sequence.batches):.1f}% padding")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
-    monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started, log=log)
+    monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started,
+                         pairs_per_batch=len(pairs) / len(sequence), log=log)
     if monitor.time_spent():
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
