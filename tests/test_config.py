@@ -72,6 +72,7 @@ def test_benchmark_recipes_load():
     main = Config.load(recipes / "main.toml")
     assert quick.train.label_smoothing == 0.1 and not quick.model.input_feeding
     assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine" and not main.model.input_feeding
+    assert main.train.learning_rate == 0.004
     members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
     assert sorted(members) == ["ensemble-feed", "ensemble-gru", "ensemble-nols"]
     # each member is quick.toml with one change, so the ensemble mixes different models of the same budget
