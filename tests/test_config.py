@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,12 @@ def test_benchmark_recipes_load():
     assert members["ensemble-gru"] == dataclasses.replace(base, model=dataclasses.replace(base.model,
                                                                                           encoder="bigru",
                                                                                           decoder="gru"))
+    # run.sh main-pair: the two main models measured together (21.39 dev WER), one at each learning rate
+    second = Config.load(recipes / "main-b.toml")
+    assert second == dataclasses.replace(main, train=dataclasses.replace(main.train, learning_rate=0.002))
+    # every model a run.sh recipe trains together is a recipe file that loads
+    groups = re.findall(r"^  ([a-z-]+)\) members=\(([^)]*)\)", (recipes / "run.sh").read_text(), flags=re.M)
+    assert [name for name, _ in groups] == ["main-pair", "ensemble"]
+    for _, group in groups:
+        for member in group.split():
+            Config.load(recipes / f"{member}.toml")
