@@ -26,17 +26,17 @@ train_run() {  # train_run CONFIG [CPUS]: trains (or resumes) runs/g014b2b-CONFI
 }
 
 train_together() {  # train_together JOBS CONFIG...: JOBS models at a time, each on its share of the cores
-  local cores jobs share i=0 failed=0 pids=() configs=("${@:2}")
+  local cores jobs share cpus i=0 failed=0 pids=() configs=("${@:2}")
   cores=$(nproc)
   jobs=$(( $1 < cores ? $1 : cores ))
   share=$(( cores / jobs ))
   while [ "$i" -lt "${#configs[@]}" ]; do
     pids=()
     for (( j = 0; j < jobs && i < ${#configs[@]}; j++, i++ )); do
+      cpus=$(( j * share ))-$(( j * share + share - 1 ))
       mkdir -p "runs/g014b2b-${configs[$i]}"
-      echo "training ${configs[$i]} on cpus $(( j * share ))-$(( j * share + share - 1 )) (log: runs/g014b2b-${configs[$i]}.log)"
-      train_run "${configs[$i]}" "$(( j * share ))-$(( j * share + share - 1 ))" \
-        >> "runs/g014b2b-${configs[$i]}.log" 2>&1 &
+      echo "training ${configs[$i]} on cpus $cpus (log: runs/g014b2b-${configs[$i]}.log)"
+      train_run "${configs[$i]}" "$cpus" >> "runs/g014b2b-${configs[$i]}.log" 2>&1 &
       pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
@@ -44,16 +44,14 @@ train_together() {  # train_together JOBS CONFIG...: JOBS models at a time, each
   done
 }
 
+averaged() {  # averaged OUT: averages OUT's last 5 epochs into OUT-avg and prints it (OUT without epochs)
+  if [ -d "$1/epochs" ]; then "$biseq" average --model "$1" --last 5 --out "$1-avg" > /dev/null; echo "$1-avg"
+  else echo "$1"; fi
+}
+
 score_together() {  # score_together CONFIG...: one beam over the mean of the models' distributions
   local models=() config
-  for config in "$@"; do
-    if [ -d "runs/g014b2b-$config/epochs" ]; then
-      "$biseq" average --model "runs/g014b2b-$config" --last 5 --out "runs/g014b2b-$config-avg" > /dev/null
-      models+=(--model "runs/g014b2b-$config-avg")
-    else
-      models+=(--model "runs/g014b2b-$config")
-    fi
-  done
+  for config in "$@"; do models+=(--model "$(averaged "runs/g014b2b-$config")"); done
   "$biseq" evaluate "${models[@]}" --data "$train" --split dev --beam 5
   if [ -n "$test_file" ]; then "$biseq" evaluate "${models[@]}" --data "$test_file" --beam 5; fi
 }
@@ -74,12 +72,10 @@ out=runs/g014b2b-$recipe
 mkdir -p runs
 train_run "$recipe"
 "$biseq" evaluate --model "$out" --data "$train" --split dev --beam 5
-best=$out
-if [ -d "$out/epochs" ]; then
-  "$biseq" average --model "$out" --last 5 --out "$out-avg"
-  "$biseq" evaluate --model "$out-avg" --data "$train" --split dev
-  "$biseq" evaluate --model "$out-avg" --data "$train" --split dev --beam 5
-  best=$out-avg
+best=$(averaged "$out")
+if [ "$best" != "$out" ]; then
+  "$biseq" evaluate --model "$best" --data "$train" --split dev
+  "$biseq" evaluate --model "$best" --data "$train" --split dev --beam 5
 fi
 if [ -n "$test_file" ]; then
   "$biseq" evaluate --model "$best" --data "$test_file"
