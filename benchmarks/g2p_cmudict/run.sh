@@ -6,7 +6,9 @@
 #   [TIME_LIMIT=120] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble [TEST_FILE]
 # main-pair trains main.toml and main-b.toml at the same time, each pinned to its own half of the
 # cores (two models on 2 cores train at ~0.85x the speed of one alone: README), and scores the two
-# (each the average of its last 5 epochs) together: one beam over the mean of their distributions.
+# together: one beam over the mean of their distributions.
+# Every recipe scores on dev both its best epochs and the averages of their last 5 epochs (with few
+# epochs the last ones can score better: README), and scores TEST_FILE with whichever is better on dev.
 # `ensemble` trains ensemble-lstm.toml (quick.toml at learning rate 0.002, as measured),
 # ensemble-feed.toml, ensemble-nols.toml and ensemble-gru.toml one after the other.
 set -euo pipefail
@@ -49,11 +51,33 @@ averaged() {  # averaged OUT: averages OUT's last 5 epochs into OUT-avg and prin
   else echo "$1"; fi
 }
 
+dev_wer() {  # dev_wer EVALUATE-ARGS...: runs `biseq evaluate` on the dev split, shows it, prints the WER last
+  local report
+  report=$("$biseq" evaluate "$@" --data "$train" --split dev --beam 5)
+  echo "$report" >&2
+  echo "$report" | sed -n 's/.*WER \([0-9.]*\)%.*/\1/p' | head -n 1
+}
+
+better() {  # better WER_A A WER_B B: prints A when its dev WER is not above B's, else B
+  if awk -v a="$1" -v b="$3" 'BEGIN { exit !(a <= b) }'; then echo "$2"; else echo "$4"; fi
+}
+
 score_together() {  # score_together CONFIG...: one beam over the mean of the models' distributions
-  local models=() config
-  for config in "$@"; do models+=(--model "$(averaged "runs/g014b2b-$config")"); done
-  "$biseq" evaluate "${models[@]}" --data "$train" --split dev --beam 5
-  if [ -n "$test_file" ]; then "$biseq" evaluate "${models[@]}" --data "$test_file" --beam 5; fi
+  local best=() avg=() config wer_best wer_avg chosen
+  for config in "$@"; do
+    best+=(--model "runs/g014b2b-$config")
+    avg+=(--model "$(averaged "runs/g014b2b-$config")")
+  done
+  echo "best epochs:" >&2
+  wer_best=$(dev_wer "${best[@]}")
+  echo "averages of the last 5 epochs:" >&2
+  wer_avg=$(dev_wer "${avg[@]}")
+  chosen=$(better "$wer_avg" avg "$wer_best" best)
+  echo "better on dev: $chosen (WER $wer_avg averaged, $wer_best best epochs)"
+  if [ -n "$test_file" ]; then
+    if [ "$chosen" = avg ]; then "$biseq" evaluate "${avg[@]}" --data "$test_file" --beam 5
+    else "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
+  fi
 }
 
 jobs=1
@@ -68,16 +92,6 @@ if [ "${#members[@]}" -gt 0 ]; then
   exit 0
 fi
 
-out=runs/g014b2b-$recipe
 mkdir -p runs
 train_run "$recipe"
-"$biseq" evaluate --model "$out" --data "$train" --split dev --beam 5
-best=$(averaged "$out")
-if [ "$best" != "$out" ]; then
-  "$biseq" evaluate --model "$best" --data "$train" --split dev
-  "$biseq" evaluate --model "$best" --data "$train" --split dev --beam 5
-fi
-if [ -n "$test_file" ]; then
-  "$biseq" evaluate --model "$best" --data "$test_file"
-  "$biseq" evaluate --model "$best" --data "$test_file" --beam 5
-fi
+score_together "$recipe"
