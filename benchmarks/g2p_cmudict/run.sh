@@ -70,6 +70,10 @@ score_together() {  # score_together CONFIG...: one beam over the mean of the mo
   done
   echo "best epochs:" >&2
   wer_best=$(dev_wer "${best[@]}")
+  if [ "${avg[*]}" = "${best[*]}" ]; then  # no epoch checkpoints kept: nothing was averaged
+    if [ -n "$test_file" ]; then "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
+    return
+  fi
   echo "averages of the last 5 epochs:" >&2
   wer_avg=$(dev_wer "${avg[@]}")
   chosen=$(better "$wer_avg" avg "$wer_best" best)
