@@ -1,0 +1,65 @@
+"""benchmarks/g2p_cmudict/run.sh picks, on dev, between the best epochs and their averages.
+
+A stub ``biseq`` (given by ``BISEQ``) records its calls and reports a fixed WER per model, so the
+script's choices are checked without training anything.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STUB = """#!/usr/bin/env bash
+echo "$*" >> "$STUB_CALLS"
+case "$1" in
+  average) ;;
+  evaluate) if [[ "$*" == *-avg* ]]; then wer=$AVG_WER; else wer=$BEST_WER; fi
+    echo "data (dev split, 10 sources): WER ${wer}%  PER 5.00%  exact 70.00%  (10 items)";;
+esac
+"""
+
+
+def run_recipe(tmp_path: Path, recipe: str, *, best_wer: str, avg_wer: str, epochs: bool = True) -> list[str]:
+    """Runs ``run.sh RECIPE test.tsv`` in a copy of the benchmark; returns the stub's calls."""
+    shutil.copytree(ROOT / "benchmarks" / "g2p_cmudict", tmp_path / "benchmarks" / "g2p_cmudict")
+    for config in ("main", "main-b", "quick"):
+        (tmp_path / "runs" / f"g014b2b-{config}" / ("epochs" if epochs else "")).mkdir(parents=True, exist_ok=True)
+    stub = tmp_path / "biseq"
+    stub.write_text(STUB)
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    calls = tmp_path / "calls"
+    env = dict(os.environ, BISEQ=str(stub), STUB_CALLS=str(calls), BEST_WER=best_wer, AVG_WER=avg_wer,
+               G014B2B_TRAIN="train.tsv")
+    subprocess.run(["bash", str(tmp_path / "benchmarks" / "g2p_cmudict" / "run.sh"), recipe, "test.tsv"],
+                   env=env, check=True, capture_output=True, text=True)
+    return calls.read_text().splitlines()
+
+
+def test_scores_the_test_file_with_the_averages_when_they_are_better_on_dev(tmp_path):
+    calls = run_recipe(tmp_path, "main-pair", best_wer="23.61", avg_wer="23.50")
+    test_calls = [c for c in calls if "test.tsv" in c]
+    assert test_calls == ["evaluate --model runs/g014b2b-main-avg --model runs/g014b2b-main-b-avg "
+                          "--data test.tsv --beam 5"]
+
+
+@pytest.mark.parametrize("avg_wer", ["23.74", "23.61"])
+def test_scores_the_test_file_with_the_best_epochs_unless_the_averages_are_better(tmp_path, avg_wer):
+    calls = run_recipe(tmp_path, "quick", best_wer="23.61", avg_wer=avg_wer)
+    dev_calls = [c for c in calls if "--split dev" in c]
+    assert len(dev_calls) == 2  # both candidates scored on dev
+    test_calls = [c for c in calls if "test.tsv" in c]
+    expected = "runs/g014b2b-quick-avg" if avg_wer == "23.61" else "runs/g014b2b-quick"  # a tie keeps the average
+    assert test_calls == [f"evaluate --model {expected} --data test.tsv --beam 5"]
+
+
+def test_scores_once_when_no_epochs_were_kept(tmp_path):
+    calls = run_recipe(tmp_path, "quick", best_wer="23.61", avg_wer="20.00", epochs=False)
+    assert [c for c in calls if c.startswith("evaluate")] == [
+        "evaluate --model runs/g014b2b-quick --data train.tsv --split dev --beam 5",
+        "evaluate --model runs/g014b2b-quick --data test.tsv --beam 5",
+    ]
