@@ -63,25 +63,21 @@ better() {  # better WER_A A WER_B B: prints A when its dev WER is not above B's
 }
 
 score_together() {  # score_together CONFIG...: one beam over the mean of the models' distributions
-  local best=() avg=() config wer_best wer_avg chosen
+  local best=() avg=() config wer_best wer_avg chosen=best
   for config in "$@"; do
     best+=(--model "runs/g014b2b-$config")
     avg+=(--model "$(averaged "runs/g014b2b-$config")")
   done
   echo "best epochs:" >&2
   wer_best=$(dev_wer "${best[@]}")
-  if [ "${avg[*]}" = "${best[*]}" ]; then  # no epoch checkpoints kept: nothing was averaged
-    if [ -n "$test_file" ]; then "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
-    return
+  if [ "${avg[*]}" != "${best[*]}" ]; then  # equal when no epoch checkpoints were kept to average
+    echo "averages of the last 5 epochs:" >&2
+    wer_avg=$(dev_wer "${avg[@]}")
+    chosen=$(better "$wer_avg" avg "$wer_best" best)
+    echo "better on dev: $chosen (WER $wer_avg averaged, $wer_best best epochs)"
   fi
-  echo "averages of the last 5 epochs:" >&2
-  wer_avg=$(dev_wer "${avg[@]}")
-  chosen=$(better "$wer_avg" avg "$wer_best" best)
-  echo "better on dev: $chosen (WER $wer_avg averaged, $wer_best best epochs)"
-  if [ -n "$test_file" ]; then
-    if [ "$chosen" = avg ]; then "$biseq" evaluate "${avg[@]}" --data "$test_file" --beam 5
-    else "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
-  fi
+  if [ "$chosen" = avg ]; then best=("${avg[@]}"); fi
+  if [ -n "$test_file" ]; then "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
 }
 
 jobs=1
