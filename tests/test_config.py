@@ -75,13 +75,14 @@ def test_benchmark_recipes_load():
     assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine" and not main.model.input_feeding
     assert main.train.learning_rate == 0.004
     assert quick.train.learning_rate == 0.004 and quick.train.batch_size == 64
+    assert quick.train.patience >= 1000  # the cosine schedule, not early stopping, ends the quick run
     members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
     assert sorted(members) == ["ensemble-feed", "ensemble-gru", "ensemble-lstm", "ensemble-nols"]
-    # the ensemble was measured with quick.toml (then at batch 128) at learning rate 0.002 and three
-    # variants of it, one change each
+    # the ensemble was measured with quick.toml (then at batch 128 and patience 3) at learning rate
+    # 0.002 and three variants of it, one change each
     base = members["ensemble-lstm"]
     assert base == dataclasses.replace(quick, train=dataclasses.replace(quick.train, learning_rate=0.002,
-                                                                        batch_size=128))
+                                                                        batch_size=128, patience=3))
     assert members["ensemble-feed"] == dataclasses.replace(base, model=dataclasses.replace(base.model,
                                                                                            input_feeding=True))
     assert members["ensemble-nols"] == dataclasses.replace(base, train=dataclasses.replace(base.train,

@@ -5,8 +5,9 @@
 # with the time it had left; TIME_LIMIT=minutes, for the whole run, trains a finished run further).
 #   [TIME_LIMIT=120] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble [TEST_FILE]
 # main-pair trains main.toml and main-b.toml at the same time, each pinned to its own half of the
-# cores (two models on 2 cores train at ~0.85x the speed of one alone: README), and scores the two
-# together: one beam over the mean of their distributions.
+# cores, and scores the two together: one beam over the mean of their distributions. Each trains at
+# ~0.85x the speed of one alone on the Intel machine but ~0.6x on the AMD one, where `main` alone
+# scores better (22.17 against 22.72: README).
 # Every recipe scores on dev both its best epochs and the averages of their last 5 epochs (with few
 # epochs the last ones can score better: README), and scores TEST_FILE with whichever is better on dev.
 # `ensemble` trains ensemble-lstm.toml (quick.toml at learning rate 0.002, as measured),
