@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from biseq.config import Config, ConfigError, ModelConfig
+from biseq.config import Config, ConfigError, ModelConfig, TrainConfig
 
 
 def test_unknown_key_is_named():
@@ -75,7 +75,7 @@ def test_benchmark_recipes_load():
     assert main.model.encoder_layers == 2 and main.train.lr_schedule == "cosine" and not main.model.input_feeding
     assert main.train.learning_rate == 0.004
     assert quick.train.learning_rate == 0.004 and quick.train.batch_size == 64
-    assert quick.train.patience >= 1000  # the cosine schedule, not early stopping, ends the quick run
+    assert quick.train.patience == 0  # the cosine schedule, not early stopping, ends the quick run
     members = {path.stem: Config.load(path) for path in recipes.glob("ensemble-*.toml")}
     assert sorted(members) == ["ensemble-feed", "ensemble-gru", "ensemble-lstm", "ensemble-nols"]
     # the ensemble was measured with quick.toml (then at batch 128 and patience 3) at learning rate
@@ -99,3 +99,14 @@ def test_benchmark_recipes_load():
     for _, group in groups:
         for member in group.split():
             Config.load(recipes / f"{member}.toml")
+
+
+@pytest.mark.parametrize(("patience", "bad_epochs", "stops"),
+                         [(3, 2, False), (3, 3, True), (0, 0, False), (0, 50, False)])
+def test_patience_zero_never_stops_early(patience, bad_epochs, stops):
+    assert TrainConfig(patience=patience).stops_early(bad_epochs) is stops
+
+
+def test_negative_patience_is_rejected():
+    with pytest.raises(ConfigError, match="train.patience must be 0"):
+        TrainConfig(patience=-1)

@@ -180,6 +180,8 @@ class TrainConfig(_Section):
     ``"cosine"`` anneals it from ``learning_rate`` to ``final_lr_fraction`` of it over the run, measured
     in time when ``time_limit_minutes`` is set (so the rate is low when the budget ends; compilation is
     left out, see ``biseq.schedule``), else in epochs.
+    ``patience``: stop after this many epochs without a better dev WER; 0 never stops early (with a
+    time-limited ``cosine`` schedule the time limit ends the run, at the low end of the rate).
     ``time_limit_minutes`` counts the whole run, across resumes: an interrupted run resumes with the time
     it had left; give a larger limit to train a finished run further.
     """
@@ -201,7 +203,13 @@ class TrainConfig(_Section):
     max_decode_length: int = 0
     keep_checkpoints: int = 0
 
+    def stops_early(self, bad_epochs: int) -> bool:
+        """True when ``bad_epochs`` epochs without a better dev WER end the run (never at ``patience`` 0)."""
+        return 0 < self.patience <= bad_epochs
+
     def validate(self) -> None:
+        if self.patience < 0:
+            raise ConfigError(f"train.patience must be 0 (no early stop) or more. Received: {self.patience}")
         if self.keep_checkpoints < 0:
             raise ConfigError(f"train.keep_checkpoints must be 0 or more. Received: {self.keep_checkpoints}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -251,7 +251,7 @@ class DevMonitor(keras.callbacks.Callback):
         self.state["epoch"] = epoch + 1
         self.state["elapsed"] = self.elapsed()
         self.state["compile_seconds"] = self.clock.overhead()
-        if self.state["bad_epochs"] >= self.train_cfg.patience:
+        if self.train_cfg.stops_early(self.state["bad_epochs"]):
             self.log(f"early stop: no dev improvement for {self.state['bad_epochs']} epochs")
             self.model.stop_training = True
         if self.time_spent():
@@ -356,7 +356,7 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     if monitor.time_spent():
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
-    elif state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
+    elif state["epoch"] < config.train.epochs and not config.train.stops_early(state["bad_epochs"]):
         transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"],
                              callbacks=[monitor], verbose=verbose)
     best = Transducer.load(out) if state["best_epoch"] else transducer
