@@ -1,4 +1,4 @@
-"""Command line: ``biseq train | predict | evaluate | average | info``.
+"""Command line: ``biseq train | predict | evaluate | average | joint-train | info``.
 
 ``biseq train`` with no arguments trains the default grapheme-to-phoneme model
 on the embedded CMU Pronouncing Dictionary and prints held-out scores and
@@ -31,13 +31,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from biseq.config import ConfigError
     from biseq.corpus import DataError
     from biseq.ensemble import EnsembleError
+    from biseq.joint_sequence import JointSequenceError
     from biseq.routing import BridgeError
     from biseq.search import LeakyDecodingError
     from biseq.training import RunExistsError
     from biseq.transducer import ModelDirError
 
     return (UsageError, BridgeError, CheckpointError, ConfigError, DataError, EnsembleError, LeakyDecodingError,
-            ModelDirError, RunExistsError)
+            JointSequenceError, ModelDirError, RunExistsError)
 
 
 @contextlib.contextmanager
@@ -94,6 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     pr.add_argument("--nbest", type=int, default=1, help="hypotheses to print per input, with scores")
     pr.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length ** this")
+    _add_joint_arguments(pr, several=False)
 
     ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
     ev.add_argument("--model", required=True, action="append", help="model directory; repeat for an ensemble")
@@ -107,6 +109,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
     ev.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     ev.add_argument("--length-penalty", type=float, default=1.0)
+    _add_joint_arguments(ev, several=True)
+
+    jt = sub.add_parser("joint-train", help="train a joint-sequence (Phonetisaurus n-gram) model on a run's "
+                                            "training split, to combine with it at decoding (--joint-weight)")
+    jt.add_argument("--model", required=True, help="model directory written by 'biseq train': its data settings "
+                                                   "and split are used, and joint.fst is written there")
+    jt.add_argument("--data", help="the run's training data file (default: the run's data.path, or the embedded "
+                                   "CMU dictionary)")
+    jt.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
+    jt.add_argument("--order", type=int, default=8, help="n-gram order over aligned symbol pairs (default 8)")
+    jt.add_argument("--out", help="model file to write (default: MODEL/joint.fst)")
 
     av = sub.add_parser("average", help="average the weights of a run's last epochs into a new model directory")
     av.add_argument("--model", required=True, help="training run directory (trained with train.keep_checkpoints)")
@@ -116,6 +129,41 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print a saved model's configuration and state routing")
     info.add_argument("--model", required=True)
     return parser
+
+
+def _add_joint_arguments(parser: argparse.ArgumentParser, *, several: bool) -> None:
+    parser.add_argument("--joint-weight", type=_weights if several else _weight, metavar="W" + (",W..." * several),
+                        help="combine with a joint-sequence model (see 'biseq joint-train'): score = (1 - W) "
+                             "log p_neural + W log p_joint over both models' n-best lists"
+                             + ("; several weights: one score line each, one decoding" if several else ""))
+    parser.add_argument("--joint", metavar="PATH", help="the joint model: a .fst file or a directory holding "
+                                                        "joint.fst (default: the first --model directory)")
+    parser.add_argument("--joint-nbest", type=int, default=10, help="joint-model candidates per input (default 10)")
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _weights(text: str) -> list[float]:
+    return [_weight(part) for part in text.split(",")]
+
+
+def _joint_decode(args: argparse.Namespace, transducer, sources, weights: list[float]):
+    """``{w: per source [(tokens, score), ...]}`` from the model(s) combined with the joint model."""
+    from biseq.joint_sequence import JointModel, joint_nbest
+
+    if args.joint_nbest < 1:
+        raise UsageError(f"--joint-nbest must be at least 1, got {args.joint_nbest}")
+    joint = JointModel.find(args.joint or args.model[0])
+    return joint_nbest(transducer, joint, sources, weights=weights, beam_size=max(args.beam, 1),
+                       joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty)
 
 
 def _train_config(args: argparse.Namespace):
@@ -219,11 +267,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = [i for i in inputs if i.strip()]
     if not inputs:
         raise UsageError("nothing to predict: give inputs as arguments or lines on stdin")
-    if args.nbest > max(args.beam, 1):
+    if args.nbest > max(args.beam, 1) and args.joint_weight is None:
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
     transducer = _load_for_decoding(args)
     with _warnings_to_stderr():
-        if args.beam > 1:
+        if args.joint_weight is not None:
+            if args.nbest > max(args.beam, 1) + args.joint_nbest:
+                raise UsageError(f"--nbest {args.nbest} is more than --beam + --joint-nbest candidates")
+            sources = [transducer.tokenize_source(t) for t in inputs]
+            ranked = _joint_decode(args, transducer, sources, [args.joint_weight])[args.joint_weight]
+            found = [[(transducer.target_text(tokens), score) for tokens, score in hyps[: args.nbest]]
+                     for hyps in ranked]
+        elif args.beam > 1:
             found = transducer.predict_nbest(inputs, beam_size=args.beam, nbest=args.nbest,
                                              length_penalty=args.length_penalty)
         else:
@@ -249,12 +304,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                              f"{transducer.config.data.dev_fraction}, test_fraction "
                              f"{transducer.config.data.test_fraction})")
     started = time.perf_counter()
-    with _warnings_to_stderr():
-        scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
-    seconds = time.perf_counter() - started
     part = "" if args.split == "all" else f" ({args.split} split, {len(entries)} sources)"
-    print(f"{args.data}{part}: {scores}")
     search = f"beam {args.beam}" if args.beam > 1 else "greedy"
+    with _warnings_to_stderr():
+        if args.joint_weight is None:
+            scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
+            print(f"{args.data}{part}: {scores}")
+        else:
+            from biseq.metrics import score
+
+            refs = [[" ".join(t) for t in e.targets] for e in entries]
+            ranked = _joint_decode(args, transducer, [e.source for e in entries], args.joint_weight)
+            results = {}
+            for w in args.joint_weight:
+                hyps = [" ".join(h[0][0]) if h else "" for h in ranked[w]]
+                results[w] = (score(hyps, refs), hyps)
+                print(f"{args.data}{part}, joint weight {w:g}: {results[w][0]}")
+            if len(results) > 1:
+                best = min(results, key=lambda w: (results[w][0].wer, results[w][0].per))
+                print(f"lowest WER at joint weight {best:g}: {results[best][0]}")
+            else:
+                best = args.joint_weight[0]
+            scores, hyps = results[best]
+            search += f" + joint model, {args.joint_nbest} candidates"
+    seconds = time.perf_counter() - started
     print(f"decoded {len(entries)} sources in {seconds:.1f}s ({search}, compilation included): "
           f"{len(entries) / max(seconds, 1e-9):.0f} per second")
     shown = 0
@@ -290,6 +363,32 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_joint_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from biseq.corpus import load_default_corpus, read_corpus, split_corpus
+    from biseq.joint_sequence import JOINT_FILE, train_joint
+    from biseq.transducer import Transducer
+
+    transducer = Transducer.load(args.model)
+    data = transducer.config.data
+    if data.source_split != "char":
+        raise UsageError(f"{args.model}: the joint-sequence model reads words as characters; this run's sources are "
+                         f"split by {data.source_split!r}")
+    path = args.data or data.path
+    entries = read_corpus(args.data, config=data, fmt=args.format) if args.data else load_default_corpus(data)
+    train = split_corpus(entries, data)["train"]  # the sources 'biseq train' trained on (as training.prepare)
+    out = Path(args.out) if args.out else Path(args.model) / JOINT_FILE
+    name = path or "the embedded CMU dictionary"
+    print(f"training a {args.order}-gram joint-sequence model on the {len(train)} training sources of {name} "
+          "(the run's split) ...", flush=True)
+    started = time.perf_counter()
+    train_joint(train, path=out, order=args.order, name=name)
+    print(f"joint-sequence model written to {out} in {(time.perf_counter() - started) / 60:.1f} min; "
+          f"use it with: biseq evaluate --model {args.model} --joint-weight 0.5 ...")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from biseq.transducer import Transducer
 
@@ -314,7 +413,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
-                "average": cmd_average}
+                "average": cmd_average, "joint-train": cmd_joint_train}
     try:
         return commands[args.command](args)
     except _user_errors() as err:

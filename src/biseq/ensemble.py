@@ -121,6 +121,16 @@ class Ensemble:
 
         return self.members[0]._batched(sources, run, batch_size=batch_size)
 
+    def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[N]`` teacher-forced ``log p(output | source)`` under the ensemble: at each token the mean of the
+        members' probabilities (as :meth:`search` decodes), summed over tokens in log space."""
+        if not sources:
+            return np.zeros(0)
+        per_member = [m.token_log_probs(sources, outputs) for m in self.members]
+        count = np.log(len(self.members))
+        return np.array([float((np.logaddexp.reduce(np.stack(tokens), axis=0) - count).sum())
+                         for tokens in zip(*per_member, strict=True)])
+
     def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
         """Greedy ensemble decoding of token sequences."""
         if not sources:

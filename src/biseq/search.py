@@ -238,6 +238,33 @@ class BeamSearch(keras.Model):
         return seqs, scores
 
 
+class OutputScorer(keras.Model):
+    """Teacher-forced log-probability of each given output token under an autoregressive model.
+
+    A ``twin`` model is scored by its left-to-right decoder (the direction ensembles decode in).
+
+    Call arguments:
+        inputs: ``(source [B, S], decoder_input [B, T], decoder_target [B, T])``.
+
+    Returns:
+        ``log p [B, T]`` of each ``decoder_target`` token (``</s>`` included); the caller masks padding.
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, **kwargs) -> None:
+        super().__init__(**kwargs)
+        check_generates(seq2seq, 0)
+        self.seq2seq = seq2seq
+
+    def call(self, inputs):
+        source, decoder_input, decoder_target = inputs
+        if self.seq2seq.objective == "twin":
+            logits = self.seq2seq((source, decoder_input, decoder_input))[0]
+        else:
+            logits = self.seq2seq((source, decoder_input))
+        logp = ops.log_softmax(logits, axis=-1)
+        return ops.take_along_axis(logp, ops.cast(decoder_target, "int32")[..., None], axis=-1)[..., 0]
+
+
 class TwinScorer(keras.Model):
     """Teacher-forced log-probabilities of given outputs under both decoders of a ``twin`` model.
 

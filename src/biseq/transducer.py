@@ -20,7 +20,7 @@ from biseq.batching import bucket_width, pad_ids, reverse_targets, target_batch
 from biseq.config import Config
 from biseq.corpus import split_tokens
 from biseq.model import Seq2Seq
-from biseq.search import BeamSearch, GreedySearch, MaskPredict, TwinScorer
+from biseq.search import BeamSearch, GreedySearch, MaskPredict, OutputScorer, TwinScorer
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, UNK, Vocabulary
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
@@ -80,6 +80,7 @@ class Transducer:
         self._source_case = vocabulary_case(source_vocab)
         self._beams: dict[tuple[int, float, int], BeamSearch] = {}
         self._scorer: TwinScorer | None = None
+        self._output_scorer: OutputScorer | None = None
         self._mask_predict: dict[tuple[int, int], MaskPredict] = {}
         self.iterations, self.length_candidates = 4, 3  # mask-predict settings (objective "masked")
 
@@ -200,6 +201,37 @@ class Transducer:
             if t != PAD_ID:
                 out.append(t)
         return out[::-1] if direction == 1 else out
+
+    def token_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
+                        batch_size: int = 256) -> list[np.ndarray]:
+        """Teacher-forced ``log p`` of each token of each output (``</s>`` last): ``N`` arrays ``[len + 1]``.
+
+        Left to right (a ``twin`` model's left-to-right decoder). Rows are sorted by length and
+        padded to bucket widths, so a call compiles one forward pass per bucket shape.
+        """
+        if self._output_scorer is None:
+            self._output_scorer = OutputScorer(self.model)
+        result: list[np.ndarray] = [np.zeros(0)] * len(sources)
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            rows = batch_size if len(chunk) == batch_size else bucket_width(len(chunk))
+            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
+                                 source_width=bucket_width(max(1, *(len(sources[i]) for i in chunk))),
+                                 target_width=bucket_width(max(len(outputs[i]) for i in chunk) + 1))
+            logp = np.asarray(self._output_scorer.predict_on_batch(
+                (batch.source, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
+            for row, i in enumerate(chunk):
+                result[i] = logp[row, : len(outputs[i]) + 1]
+        return result
+
+    def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[N]`` teacher-forced ``log p(output | source)``; a ``twin`` model: the mean of its two decoders'."""
+        if not sources:
+            return np.zeros(0)
+        if self.model.objective == "twin":
+            return self.twin_scores(sources, outputs).mean(axis=1)
+        return np.array([t.sum() for t in self.token_log_probs(sources, outputs)])
 
     def twin_scores(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
                     batch_size: int = 256) -> np.ndarray:

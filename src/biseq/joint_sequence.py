@@ -1,0 +1,251 @@
+"""Joint-sequence (graphone n-gram) models from Phonetisaurus, and their combination with a neural model.
+
+A joint-sequence model (Bisani & Ney 2008; Phonetisaurus, Novak et al. 2016) aligns source symbols
+to target tokens (up to 2 to 2, EM), then models the aligned pairs with an n-gram language model.
+Its errors differ from a neural seq2seq model's, so the two combined beat either alone: the
+published bidirectional-LSTM G2P results on CMUdict came down from 23.55 / 25.8 % WER to 21.3 %
+that way (Yao & Zweig 2015; Rao et al. 2015).
+
+biseq drives the Phonetisaurus binaries shipped in the ``phonetisaurus`` wheel
+(``pip install 'biseq[joint]'``): ``phonetisaurus-train`` (alignment, MITLM n-gram, WFST) and
+``phonetisaurus-g2pfst`` (n-best lists with costs). Sources are single characters joined into
+words (``data.source_split = "char"``); targets are space-separated tokens.
+
+Combination (:func:`combine`), per source:
+
+1. candidates: the neural n-best and the joint model's n-best, without repeats;
+2. each candidate is scored by the neural model (teacher forcing: ``log p(y | x)``, natural log)
+   and by the joint model (``-cost``, the cost of its n-best entry; a candidate missing from the
+   joint n-best costs ``MISSING_MARGIN`` more than the worst one listed for that source: it ranks
+   below every listed one; with none listed the joint term is 0 for all);
+3. score = ``(1 - w) * log p_neural + w * (-cost_joint)``; best first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from biseq.corpus import Entry
+
+JOINT_FILE, JOINT_INFO_FILE = "joint.fst", "joint.json"
+MISSING_MARGIN = 1.0  # nats: a candidate the joint n-best does not list costs this much more than its worst
+RESERVED = ("_", "|", "}")  # Phonetisaurus's own separators: not allowed in the data
+
+
+class JointSequenceError(RuntimeError):
+    """The joint-sequence model cannot be trained or run (missing package, bad data, tool failure)."""
+
+
+def _tool_environment() -> dict[str, str]:
+    """``os.environ`` with the ``phonetisaurus`` wheel's binaries and libraries first on the paths."""
+    try:
+        import phonetisaurus
+    except ImportError as error:
+        raise JointSequenceError("the joint-sequence model needs Phonetisaurus: pip install 'biseq[joint]' "
+                                 "(the phonetisaurus wheel, with its binaries)") from error
+    import platform
+
+    root = Path(phonetisaurus.__file__).parent
+    bin_dir, lib_dir = root / "bin" / platform.machine(), root / "lib" / platform.machine()
+    if not (bin_dir / "phonetisaurus-g2pfst").is_file():
+        raise JointSequenceError(f"the phonetisaurus wheel has no binaries for this machine ({platform.machine()}) "
+                                 f"in {bin_dir}")
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["LD_LIBRARY_PATH"] = f"{lib_dir}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}"
+    return env
+
+
+def _run(command: list[str], *, cwd: Path | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, env=_tool_environment(), capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise JointSequenceError(f"{command[0]} failed (exit {result.returncode}):\n{tail}")
+    return result.stdout
+
+
+def lexicon_lines(entries: Sequence[Entry], *, name: str) -> list[str]:
+    """``word<TAB>tok tok`` lines, one per reference; refuses symbols Phonetisaurus reserves.
+
+    Raises:
+        JointSequenceError: naming the entry (1-based, in ``name``) and the symbol.
+    """
+    lines = []
+    for number, entry in enumerate(entries, start=1):
+        word = "".join(entry.source)
+        for target in entry.targets:
+            for token in (*entry.source, *target):
+                bad = [c for c in RESERVED if c in token] or (["whitespace"] if not token.strip() or
+                                                              any(c.isspace() for c in token) else [])
+                if bad:
+                    raise JointSequenceError(
+                        f"{name}: entry {number} ({word!r}): the joint-sequence model cannot use the symbol "
+                        f"{token!r} (contains {bad[0]!r}; Phonetisaurus reserves {' '.join(RESERVED)} and "
+                        "splits on whitespace)")
+            lines.append(f"{word}\t{' '.join(target)}")
+    return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class JointModel:
+    """A trained Phonetisaurus model file (``joint.fst``)."""
+
+    path: Path
+
+    @classmethod
+    def find(cls, path: str | Path) -> JointModel:
+        """``path`` is the ``.fst`` file or a directory holding ``joint.fst`` (a model directory)."""
+        path = Path(path)
+        file = path / JOINT_FILE if path.is_dir() else path
+        if not file.is_file():
+            raise JointSequenceError(f"no joint-sequence model at {file}: train one with "
+                                     f"'biseq joint-train --model {path if path.is_dir() else 'DIR'}'")
+        return cls(file)
+
+    def nbest(self, words: Sequence[str], *, nbest: int, jobs: int | None = None
+              ) -> list[list[tuple[tuple[str, ...], float]]]:
+        """Per word the ``nbest`` best ``(target tokens, cost)``, lowest cost (most likely) first.
+
+        ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment. Words are
+        decoded by ``jobs`` processes at once (default: the CPU count). Phonetisaurus skips a
+        symbol it never saw in training; a word it cannot decode at all gets an empty list.
+        """
+        if nbest < 1:
+            raise ValueError(f"nbest must be at least 1. Received: {nbest}")
+        unique = list(dict.fromkeys(words))
+        if not unique:
+            return []
+        jobs = max(1, min(jobs or os.cpu_count() or 1, len(unique)))
+        chunks = [unique[i::jobs] for i in range(jobs)]
+        with tempfile.TemporaryDirectory(prefix="biseq-joint-") as tmp, ThreadPoolExecutor(jobs) as pool:
+            outputs = list(pool.map(lambda ic: self._decode(ic[1], Path(tmp) / f"words{ic[0]}.txt", nbest),
+                                    enumerate(chunks)))
+        found: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        for output in outputs:
+            found.update(output)
+        return [found.get(w, []) for w in words]
+
+    def _decode(self, words: list[str], word_file: Path, nbest: int) -> dict[str, list]:
+        word_file.write_text("".join(f"{w}\n" for w in words), encoding="utf-8")
+        out = _run(["phonetisaurus-g2pfst", f"--model={self.path}", f"--wordlist={word_file}", f"--nbest={nbest}",
+                    "--beam=10000", "--thresh=99", "--print_scores=true"])
+        found: dict[str, list] = {w: [] for w in words}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 3 or parts[0] not in found or not parts[2].strip():
+                continue
+            found[parts[0]].append((tuple(parts[2].split()), float(parts[1])))
+        for hyps in found.values():
+            hyps.sort(key=lambda h: h[1])
+        return found
+
+
+def train_joint(entries: Sequence[Entry], *, path: str | Path, order: int = 8, name: str = "training data"
+                ) -> JointModel:
+    """Train a Phonetisaurus model on ``entries`` (every reference) and write it to ``path`` atomically.
+
+    Alignment allows up to 2 source symbols to 2 target tokens, and source symbols with no target
+    token (silent letters); ``order`` is the n-gram order over the aligned pairs. Writes
+    ``path`` and, beside it, ``joint.json`` (order, pairs, seconds).
+    """
+    if order < 1:
+        raise ValueError(f"order must be at least 1. Received: {order}")
+    lines = lexicon_lines(entries, name=name)
+    if not lines:
+        raise JointSequenceError(f"{name}: nothing to train the joint-sequence model on")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".joint-", dir=path.parent) as tmp:
+        work = Path(tmp)
+        (work / "lexicon.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _run(["phonetisaurus-train", "--lexicon", "lexicon.tsv", "--seq2_del", "--ngram_order", str(order),
+              "--dir_prefix", "train", "--model_prefix", "model"], cwd=work)
+        os.replace(work / "train" / "model.fst", path)  # same directory: atomic
+    info = {"order": order, "pairs": len(lines), "sources": len(entries),
+            "seconds": round(time.perf_counter() - started, 1)}
+    info_path = path.parent / JOINT_INFO_FILE
+    tmp_info = info_path.with_name(info_path.name + ".tmp")
+    tmp_info.write_text(json.dumps(info, indent=1), encoding="utf-8")
+    os.replace(tmp_info, info_path)
+    return JointModel(path)
+
+
+def combine(*, sources: Sequence[Sequence[int]], neural: Sequence[Sequence[Sequence[int]]],
+            joint: Sequence[Sequence[tuple[Sequence[int], float]]],
+            log_probs: Callable[[list[Sequence[int]], list[list[int]]], np.ndarray],
+            weights: Sequence[float]) -> dict[float, list[list[tuple[list[int], float]]]]:
+    """Rank the union of neural and joint-sequence candidates by a weighted sum of their log-scores.
+
+    Args:
+        sources: ``N`` source id sequences.
+        neural: per source, the neural model's candidate output ids (e.g. its beam's n-best).
+        joint: per source, the joint model's ``(output ids, cost)``; ids with an unknown token
+            (``<unk>``, id 3) are dropped by the caller.
+        log_probs: ``(sources, outputs) -> [M]`` neural ``log p(output | source)`` (teacher forcing).
+        weights: joint-model weights ``w`` in ``[0, 1]`` to rank by (one pass for all of them).
+
+    Returns:
+        ``{w: per source [(ids, score), ...] best first}``; ``score = (1 - w) log p + w (-cost)``.
+    """
+    if len(neural) != len(sources) or len(joint) != len(sources):
+        raise ValueError(f"{len(sources)} sources but {len(neural)} neural and {len(joint)} joint lists")
+    for w in weights:
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"joint weights must be between 0 and 1. Received: {w}")
+    flat: list[tuple[int, tuple[int, ...], float]] = []
+    for i, (mine, theirs) in enumerate(zip(neural, joint, strict=True)):
+        costs = {tuple(ids): cost for ids, cost in reversed(theirs)}  # the lowest cost of repeats wins
+        floor = max(costs.values(), default=-MISSING_MARGIN) + MISSING_MARGIN
+        for ids in dict.fromkeys([*(tuple(c) for c in mine), *costs]):
+            if ids:
+                flat.append((i, ids, costs.get(ids, floor)))
+    neural_logp = np.asarray(log_probs([sources[i] for i, _, _ in flat], [list(c) for _, c, _ in flat]),
+                             dtype=np.float64) if flat else np.zeros(0)
+    ranked: dict[float, list[list[tuple[list[int], float]]]] = {}
+    for w in weights:
+        lists: list[list[tuple[list[int], float]]] = [[] for _ in sources]
+        for (i, ids, cost), logp in zip(flat, neural_logp, strict=True):
+            lists[i].append((list(ids), float((1.0 - w) * logp - w * cost)))
+        ranked[w] = [sorted(r, key=lambda x: -x[1]) for r in lists]
+    return ranked
+
+
+def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str]], *, weights: Sequence[float],
+                beam_size: int = 5, joint_nbest_size: int = 10, length_penalty: float = 1.0,
+                ) -> dict[float, list[list[tuple[list[str], float]]]]:
+    """Decode source token sequences with a neural model (or ensemble) and a joint model combined.
+
+    1. the neural beam's ``beam_size`` best and the joint model's ``joint_nbest_size`` best per source;
+    2. :func:`combine` for every weight in ``weights``.
+
+    Args:
+        decoder: a :class:`~biseq.transducer.Transducer` or :class:`~biseq.ensemble.Ensemble` that
+            can generate left to right.
+        sources: source token sequences (characters: they are joined into the joint model's words).
+
+    Returns:
+        ``{w: per source [(target tokens, score), ...] best first}``.
+    """
+    if decoder.config.data.source_split != "char":
+        raise JointSequenceError("the joint-sequence model reads words as characters; this model's sources are "
+                                 f"split by {decoder.config.data.source_split!r} (data.source_split must be 'char')")
+    ids = decoder.encode_sources(sources)
+    found = decoder.predict_nbest_ids(ids, beam_size=beam_size, nbest=beam_size, length_penalty=length_penalty)
+    neural = [[hyp for hyp, _ in hyps] for hyps in found]
+    vocab = decoder.target_vocab
+    listed = joint_model.nbest(["".join(s) for s in sources], nbest=joint_nbest_size)
+    joint = [[(vocab.encode(tokens, warn=False), cost) for tokens, cost in hyps
+              if all(t in vocab for t in tokens)] for hyps in listed]
+    ranked = combine(sources=ids, neural=neural, joint=joint, log_probs=decoder.output_log_probs, weights=weights)
+    return {w: [[(vocab.decode(hyp), score) for hyp, score in hyps] for hyps in lists] for w, lists in ranked.items()}
