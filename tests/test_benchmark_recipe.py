@@ -1,4 +1,4 @@
-"""benchmarks/g2p_cmudict/run.sh picks, on dev, between the best epochs and their averages.
+"""benchmarks/g2p_cmudict/run.sh picks, on dev, between the best epochs and their averages, and the joint weight.
 
 A stub ``biseq`` (given by ``BISEQ``) records its calls and reports a fixed WER per model, so the
 script's choices are checked without training anything.
@@ -18,13 +18,17 @@ STUB = """#!/usr/bin/env bash
 echo "$*" >> "$STUB_CALLS"
 case "$1" in
   average) ;;
+  joint-train) touch "${@: -1}";;
   evaluate) if [[ "$*" == *-avg* ]]; then wer=$AVG_WER; else wer=$BEST_WER; fi
-    echo "data (dev split, 10 sources): WER ${wer}%  PER 5.00%  exact 70.00%  (10 items)";;
+    echo "data (dev split, 10 sources): WER ${wer}%  PER 5.00%  exact 70.00%  (10 items)"
+    if [[ "$*" == *--joint-weight\ *,* ]]; then
+      echo "lowest WER at joint weight $JOINT_BEST: WER 19.00%  PER 4.00%  exact 81.00%  (10 items)"; fi;;
 esac
 """
 
 
-def run_recipe(tmp_path: Path, recipe: str, *, best_wer: str, avg_wer: str, epochs: bool = True) -> list[str]:
+def run_recipe(tmp_path: Path, recipe: str, *, best_wer: str, avg_wer: str, epochs: bool = True,
+               joint_weights: str = "") -> list[str]:
     """Runs ``run.sh RECIPE test.tsv`` in a copy of the benchmark; returns the stub's calls."""
     shutil.copytree(ROOT / "benchmarks" / "g2p_cmudict", tmp_path / "benchmarks" / "g2p_cmudict")
     for config in ("main", "main-b", "quick"):
@@ -34,7 +38,7 @@ def run_recipe(tmp_path: Path, recipe: str, *, best_wer: str, avg_wer: str, epoc
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     calls = tmp_path / "calls"
     env = dict(os.environ, BISEQ=str(stub), STUB_CALLS=str(calls), BEST_WER=best_wer, AVG_WER=avg_wer,
-               G014B2B_TRAIN="train.tsv")
+               G014B2B_TRAIN="train.tsv", JOINT_WEIGHTS=joint_weights, JOINT_BEST="0.4")
     subprocess.run(["bash", str(tmp_path / "benchmarks" / "g2p_cmudict" / "run.sh"), recipe, "test.tsv"],
                    env=env, check=True, capture_output=True, text=True)
     return calls.read_text().splitlines()
@@ -63,3 +67,26 @@ def test_scores_once_when_no_epochs_were_kept(tmp_path):
         "evaluate --model runs/g014b2b-quick --data train.tsv --split dev --beam 5",
         "evaluate --model runs/g014b2b-quick --data test.tsv --beam 5",
     ]
+
+
+def test_the_joint_model_is_trained_once_and_the_test_file_scored_at_the_dev_weight(tmp_path):
+    calls = run_recipe(tmp_path, "quick", best_wer="23.61", avg_wer="23.70", joint_weights="0,0.4,0.6")
+    joint = "runs/g014b2b-quick/joint.fst"
+    assert [c for c in calls if c.startswith("joint-train")] == [
+        f"joint-train --model runs/g014b2b-quick --data train.tsv --out {joint}"]
+    assert ("evaluate --model runs/g014b2b-quick --data train.tsv --split dev --beam 5 "
+            f"--joint {joint} --joint-weight 0,0.4,0.6") in calls
+    assert [c for c in calls if "test.tsv" in c] == [
+        f"evaluate --model runs/g014b2b-quick --data test.tsv --beam 5 --joint {joint} --joint-weight 0.4"]
+    # one weight given: no choice to make, that weight scores the test file
+    again = run_recipe(tmp_path / "again", "quick", best_wer="23.61", avg_wer="23.70", joint_weights="0.5")
+    assert [c for c in again if "test.tsv" in c] == [
+        f"evaluate --model runs/g014b2b-quick --data test.tsv --beam 5 --joint {joint} --joint-weight 0.5"]
+
+
+def test_the_joint_model_is_not_retrained_when_present(tmp_path):
+    (tmp_path / "runs" / "g014b2b-quick").mkdir(parents=True)
+    (tmp_path / "runs" / "g014b2b-quick" / "joint.fst").write_text("trained")
+    calls = run_recipe(tmp_path, "quick", best_wer="23.61", avg_wer="23.70", joint_weights="0,0.4")
+    assert not [c for c in calls if c.startswith("joint-train")]
+    assert any(c.endswith("--joint-weight 0.4") and "test.tsv" in c for c in calls)

@@ -3,13 +3,16 @@
 # (1/8 of the training words, by seeded hash) with beam 5 and the average of the last epochs, and a
 # test file when one is given. Resumes from the last checkpoint when run again (an interrupted run
 # with the time it had left; TIME_LIMIT=minutes, for the whole run, trains a finished run further).
-#   [TIME_LIMIT=120] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble [TEST_FILE]
+#   [TIME_LIMIT=120] [JOINT_WEIGHTS=0,0.5] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble [TEST_FILE]
 # main-pair trains main.toml and main-b.toml at the same time, each pinned to its own half of the
 # cores, and scores the two together: one beam over the mean of their distributions. Each trains at
 # ~0.85x the speed of one alone on the Intel machine but ~0.6x on the AMD one, where `main` alone
 # scores better (22.17 against 22.72: README).
 # Every recipe scores on dev both its best epochs and the averages of their last 5 epochs (with few
 # epochs the last ones can score better: README), and scores TEST_FILE with whichever is better on dev.
+# Then a joint-sequence (Phonetisaurus n-gram) model is trained on the same training split
+# (`biseq joint-train`, ~3 minutes) and combined with the chosen model(s) at decoding: the dev split
+# is scored at each of JOINT_WEIGHTS in one decoding, and TEST_FILE at the weight best on dev.
 # `ensemble` trains ensemble-lstm.toml (quick.toml at learning rate 0.002, as measured),
 # ensemble-feed.toml, ensemble-nols.toml and ensemble-gru.toml one after the other.
 set -euo pipefail
@@ -18,6 +21,7 @@ recipe=${1:-quick}
 test_file=${2:-}
 train=${G014B2B_TRAIN:-../shared/data/g014b2b/g014b2b.train}
 biseq=${BISEQ:-.venv/bin/biseq}
+joint_weights=${JOINT_WEIGHTS-0,0.2,0.3,0.4,0.5,0.6,0.7,0.8}  # JOINT_WEIGHTS= (empty): no joint-sequence model
 extend=()
 if [ -n "${TIME_LIMIT:-}" ]; then extend=(--time-limit "$TIME_LIMIT"); fi
 
@@ -64,7 +68,7 @@ better() {  # better WER_A A WER_B B: prints A when its dev WER is not above B's
 }
 
 score_together() {  # score_together CONFIG...: one beam over the mean of the models' distributions
-  local best=() avg=() config wer_best wer_avg chosen=best
+  local best=() avg=() config wer_best wer_avg chosen=best joint weight=""
   for config in "$@"; do
     best+=(--model "runs/g014b2b-$config")
     avg+=(--model "$(averaged "runs/g014b2b-$config")")
@@ -78,7 +82,20 @@ score_together() {  # score_together CONFIG...: one beam over the mean of the mo
     echo "better on dev: $chosen (WER $wer_avg averaged, $wer_best best epochs)"
   fi
   if [ "$chosen" = avg ]; then best=("${avg[@]}"); fi
-  if [ -n "$test_file" ]; then "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
+  if [ -n "$joint_weights" ]; then  # the joint-sequence model, trained on the same split, weight chosen on dev
+    joint="runs/g014b2b-$1/joint.fst"
+    if [ ! -f "$joint" ]; then "$biseq" joint-train --model "runs/g014b2b-$1" --data "$train" --out "$joint"; fi
+    echo "with the joint-sequence model ($joint), joint weights $joint_weights:" >&2
+    weight=$("$biseq" evaluate "${best[@]}" --data "$train" --split dev --beam 5 --joint "$joint" \
+      --joint-weight "$joint_weights" | tee /dev/stderr | sed -n 's/^lowest WER at joint weight \([0-9.]*\):.*/\1/p')
+    weight=${weight:-${joint_weights%%,*}}  # one weight given: that one
+    echo "joint weight on dev: $weight"
+  fi
+  if [ -n "$test_file" ]; then
+    if [ -n "$weight" ]; then
+      "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5 --joint "$joint" --joint-weight "$weight"
+    else "$biseq" evaluate "${best[@]}" --data "$test_file" --beam 5; fi
+  fi
 }
 
 jobs=1
