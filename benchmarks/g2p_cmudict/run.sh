@@ -68,7 +68,7 @@ better() {  # better WER_A A WER_B B: prints A when its dev WER is not above B's
 }
 
 score_together() {  # score_together CONFIG...: one beam over the mean of the models' distributions
-  local best=() avg=() config wer_best wer_avg chosen=best joint weight=""
+  local best=() avg=() config wer_best wer_avg chosen=best joint report weight=""
   for config in "$@"; do
     best+=(--model "runs/g014b2b-$config")
     avg+=(--model "$(averaged "runs/g014b2b-$config")")
@@ -86,8 +86,10 @@ score_together() {  # score_together CONFIG...: one beam over the mean of the mo
     joint="runs/g014b2b-$1/joint.fst"
     if [ ! -f "$joint" ]; then "$biseq" joint-train --model "runs/g014b2b-$1" --data "$train" --out "$joint"; fi
     echo "with the joint-sequence model ($joint), joint weights $joint_weights:" >&2
-    weight=$("$biseq" evaluate "${best[@]}" --data "$train" --split dev --beam 5 --joint "$joint" \
-      --joint-weight "$joint_weights" | tee /dev/stderr | sed -n 's/^lowest WER at joint weight \([0-9.]*\):.*/\1/p')
+    report=$("$biseq" evaluate "${best[@]}" --data "$train" --split dev --beam 5 --joint "$joint" \
+      --joint-weight "$joint_weights")
+    echo "$report" >&2
+    weight=$(echo "$report" | sed -n 's/^lowest WER at joint weight \([0-9.]*\):.*/\1/p')
     weight=${weight:-${joint_weights%%,*}}  # one weight given: that one
     echo "joint weight on dev: $weight"
   fi
