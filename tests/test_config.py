@@ -81,7 +81,7 @@ def test_benchmark_recipes_load():
     # the ensemble was measured with quick.toml (then at batch 128 and patience 3) at learning rate
     # 0.002 and three variants of it, one change each
     base = members["ensemble-lstm"]
-    assert quick.train.time_limit_minutes == 17.5  # + the joint-sequence model's ~2.5 min: 20 in all
+    assert quick.train.time_limit_minutes == 17.5  # + the joint-sequence model's 2.1 min: under 20 in all
     assert base == dataclasses.replace(quick, train=dataclasses.replace(quick.train, learning_rate=0.002,
                                                                         batch_size=128, patience=3,
                                                                         time_limit_minutes=18))

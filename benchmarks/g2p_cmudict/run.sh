@@ -11,7 +11,7 @@
 # Every recipe scores on dev both its best epochs and the averages of their last 5 epochs (with few
 # epochs the last ones can score better: README), and scores TEST_FILE with whichever is better on dev.
 # Then a joint-sequence (Phonetisaurus n-gram) model is trained on the same training split
-# (`biseq joint-train`, ~3 minutes) and combined with the chosen model(s) at decoding: the dev split
+# (`biseq joint-train`, 2.1 minutes on g014b2b) and combined with the chosen model(s) at decoding: the dev split
 # is scored at each of JOINT_WEIGHTS in one decoding, and TEST_FILE at the weight best on dev.
 # `ensemble` trains ensemble-lstm.toml (quick.toml at learning rate 0.002, as measured),
 # ensemble-feed.toml, ensemble-nols.toml and ensemble-gru.toml one after the other.
