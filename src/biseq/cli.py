@@ -367,14 +367,12 @@ def cmd_joint_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from biseq.corpus import load_default_corpus, read_corpus, split_corpus
-    from biseq.joint_sequence import JOINT_FILE, train_joint
+    from biseq.joint_sequence import JOINT_FILE, check_char_sources, train_joint
     from biseq.transducer import Transducer
 
     transducer = Transducer.load(args.model)
     data = transducer.config.data
-    if data.source_split != "char":
-        raise UsageError(f"{args.model}: the joint-sequence model reads words as characters; this run's sources are "
-                         f"split by {data.source_split!r}")
+    check_char_sources(data)
     path = args.data or data.path
     entries = read_corpus(args.data, config=data, fmt=args.format) if args.data else load_default_corpus(data)
     train = split_corpus(entries, data)["train"]  # the sources 'biseq train' trained on (as training.prepare)

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from biseq.config import DataConfig
 from biseq.corpus import Entry
+from biseq.transducer import atomic_write_text
 
 JOINT_FILE, JOINT_INFO_FILE = "joint.fst", "joint.json"
 MISSING_MARGIN = 1.0  # nats: a candidate the joint n-best does not list costs this much more than its worst
@@ -74,6 +76,13 @@ def _run(command: list[str], *, cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def check_char_sources(data: DataConfig) -> None:
+    """Refuse a run whose sources are not characters: the joint model reads each source as one word."""
+    if data.source_split != "char":
+        raise JointSequenceError("the joint-sequence model reads words as characters; this model's sources are "
+                                 f"split by {data.source_split!r} (data.source_split must be 'char')")
+
+
 def lexicon_lines(entries: Sequence[Entry], *, name: str) -> list[str]:
     """``word<TAB>tok tok`` lines, one per reference; refuses symbols Phonetisaurus reserves.
 
@@ -85,12 +94,11 @@ def lexicon_lines(entries: Sequence[Entry], *, name: str) -> list[str]:
         word = "".join(entry.source)
         for target in entry.targets:
             for token in (*entry.source, *target):
-                bad = [c for c in RESERVED if c in token] or (["whitespace"] if not token.strip() or
-                                                              any(c.isspace() for c in token) else [])
-                if bad:
+                bad = next((c for c in token if c in RESERVED or c.isspace()), None if token else " ")
+                if bad is not None:
                     raise JointSequenceError(
                         f"{name}: entry {number} ({word!r}): the joint-sequence model cannot use the symbol "
-                        f"{token!r} (contains {bad[0]!r}; Phonetisaurus reserves {' '.join(RESERVED)} and "
+                        f"{token!r} (contains {bad!r}; Phonetisaurus reserves {' '.join(RESERVED)} and "
                         "splits on whitespace)")
             lines.append(f"{word}\t{' '.join(target)}")
     return lines
@@ -174,10 +182,7 @@ def train_joint(entries: Sequence[Entry], *, path: str | Path, order: int = 8, n
         os.replace(work / "train" / "model.fst", path)  # same directory: atomic
     info = {"order": order, "pairs": len(lines), "sources": len(entries),
             "seconds": round(time.perf_counter() - started, 1)}
-    info_path = path.parent / JOINT_INFO_FILE
-    tmp_info = info_path.with_name(info_path.name + ".tmp")
-    tmp_info.write_text(json.dumps(info, indent=1), encoding="utf-8")
-    os.replace(tmp_info, info_path)
+    atomic_write_text(path.parent / JOINT_INFO_FILE, json.dumps(info, indent=1))
     return JointModel(path)
 
 
@@ -237,9 +242,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     Returns:
         ``{w: per source [(target tokens, score), ...] best first}``.
     """
-    if decoder.config.data.source_split != "char":
-        raise JointSequenceError("the joint-sequence model reads words as characters; this model's sources are "
-                                 f"split by {decoder.config.data.source_split!r} (data.source_split must be 'char')")
+    check_char_sources(decoder.config.data)
     ids = decoder.encode_sources(sources)
     found = decoder.predict_nbest_ids(ids, beam_size=beam_size, nbest=beam_size, length_penalty=length_penalty)
     neural = [[hyp for hyp, _ in hyps] for hyps in found]

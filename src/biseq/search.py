@@ -238,6 +238,12 @@ class BeamSearch(keras.Model):
         return seqs, scores
 
 
+def picked_log_probs(logits, target):
+    """``log p`` of each ``target [B, T]`` id under ``logits [B, T, V]``: ``[B, T]``."""
+    logp = ops.log_softmax(logits, axis=-1)
+    return ops.take_along_axis(logp, ops.cast(target, "int32")[..., None], axis=-1)[..., 0]
+
+
 class OutputScorer(keras.Model):
     """Teacher-forced log-probability of each given output token under an autoregressive model.
 
@@ -261,8 +267,7 @@ class OutputScorer(keras.Model):
             logits = self.seq2seq((source, decoder_input, decoder_input))[0]
         else:
             logits = self.seq2seq((source, decoder_input))
-        logp = ops.log_softmax(logits, axis=-1)
-        return ops.take_along_axis(logp, ops.cast(decoder_target, "int32")[..., None], axis=-1)[..., 0]
+        return picked_log_probs(logits, decoder_target)
 
 
 class TwinScorer(keras.Model):
@@ -287,9 +292,7 @@ class TwinScorer(keras.Model):
         fwd_logits, bwd_logits = self.seq2seq((source, fwd_in, bwd_in))
 
         def total(logits, target):
-            logp = ops.log_softmax(logits, axis=-1)
-            picked = ops.take_along_axis(logp, ops.cast(target, "int32")[..., None], axis=-1)[..., 0]
-            return ops.sum(picked * weight, axis=-1)
+            return ops.sum(picked_log_probs(logits, target) * weight, axis=-1)
 
         return total(fwd_logits, fwd_tgt), total(bwd_logits, bwd_tgt)
 
