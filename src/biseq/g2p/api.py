@@ -1,0 +1,244 @@
+"""``biseq.load()``: English pronunciations from a system directory, dictionary first, then the model.
+
+>>> import biseq
+>>> g2p = biseq.load()                       # the bundled English system
+>>> g2p("The 3 quick foxes!")                # doctest: +SKIP
+[('the', 'DH AH0'), ('three', 'TH R IY1'), ('quick', 'K W IH1 K'), ('foxes', 'F AA1 K S AH0 Z')]
+>>> g2p.predict(["zyzzyvas"], nbest=3)       # doctest: +SKIP
+[WordResult(word='zyzzyvas', pronunciations=(Pronunciation(phones='Z IH1 Z AH0 V AH0 Z', prob=0.71, ...
+
+Words the dictionary lists are answered from it without loading Keras or JAX; the others are
+decoded together, in batches, by the system's model (beam search, combined with its
+joint-sequence model when it has one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from biseq.g2p import text as text_module
+from biseq.g2p.dictionary import PronouncingDictionary, strip_stress
+from biseq.g2p.system import System, bundled_path
+
+
+class G2PError(ValueError):
+    """A word cannot be looked up (empty, or not one word)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pronunciation:
+    """One candidate: ``phones`` space-separated, ``prob`` normalised over the candidates returned
+    for its word, ``source`` ``"dictionary"`` or ``"model"``."""
+
+    phones: str
+    prob: float
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WordResult:
+    """A word with its candidates, best first; ``note`` says what was done to an odd word."""
+
+    word: str
+    pronunciations: tuple[Pronunciation, ...]
+    note: str = ""
+
+    @property
+    def phones(self) -> str:
+        """The best pronunciation (``""`` when there is none)."""
+        return self.pronunciations[0].phones if self.pronunciations else ""
+
+
+def load(path: str | Path | None = None) -> G2P:
+    """Open a system directory (default: the bundled English system) or a ``biseq train`` model directory."""
+    return G2P(System.open(bundled_path() if path is None else path))
+
+
+class G2P:
+    """Grapheme-to-phoneme conversion with a :class:`~biseq.g2p.system.System`.
+
+    Args:
+        system: the opened system directory.
+    """
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self._dictionary: PronouncingDictionary | None = None
+        self._decoder = None
+        self._joint = None
+
+    @property
+    def name(self) -> str:
+        return self.system.name
+
+    @property
+    def dictionary(self) -> PronouncingDictionary:
+        """The system's pronouncing dictionary (empty when it has none); read on first use."""
+        if self._dictionary is None:
+            path = self.system.dictionary_path
+            self._dictionary = PronouncingDictionary.read(path) if path else PronouncingDictionary()
+        return self._dictionary
+
+    @property
+    def decoder(self):
+        """The network(s): a Transducer, or an Ensemble for several models; loaded on first use."""
+        if self._decoder is None:
+            _enable_compilation_cache()
+            from biseq.transducer import Transducer
+
+            members = [Transducer.load(p) for p in self.system.model_paths]
+            if len(members) == 1:
+                self._decoder = members[0]
+            else:
+                from biseq.ensemble import Ensemble
+
+                self._decoder = Ensemble(members)
+        return self._decoder
+
+    def __call__(self, text: str, *, stress: bool = True) -> list[tuple[str, str]]:
+        """The words of ``text`` (see :func:`biseq.g2p.text.words`) with their best pronunciation."""
+        found = self.predict(text_module.words(text, expand_numbers=self.system.config.expand_numbers),
+                             stress=stress)
+        return [(r.word, r.phones) for r in found]
+
+    def predict(self, words: Sequence[str], *, nbest: int = 1, all_variants: bool = False,
+                model_only: bool = False, stress: bool = True, batch_size: int = 256) -> list[WordResult]:
+        """Candidates for each word, best first, with probabilities.
+
+        Args:
+            words: single words (case-insensitive).
+            nbest: candidates per word; a dictionary word gives its first ``nbest`` listed variants.
+            all_variants: every listed dictionary variant (at least ``nbest``).
+            model_only: decode every word with the model, ignoring the dictionary.
+            stress: keep CMU stress digits (``False`` strips them and merges what becomes equal).
+
+        Returns:
+            One :class:`WordResult` per word, in order. Probabilities are normalised over the
+            candidates returned for the word: dictionary variants share it equally; model
+            candidates get ``softmax`` of their scores (the joint combination's log-linear score
+            or the beam's length-normalised log-probability).
+
+        Raises:
+            G2PError: an empty word or one with spaces inside.
+        """
+        if nbest < 1:
+            raise G2PError(f"nbest must be at least 1, got {nbest}")
+        folded = []
+        for i, word in enumerate(words):
+            clean = text_module.fold(word).strip()
+            if not clean:
+                raise G2PError(f"word {i + 1} is empty: give at least one letter")
+            if any(c.isspace() for c in clean):
+                raise G2PError(f"word {i + 1} ({word!r}) has spaces inside: give one word per item, or call "
+                               "the G2P object on the text to split it")
+            folded.append(clean)
+        results: dict[int, WordResult] = {}
+        unknown: list[int] = []
+        for i, word in enumerate(folded):
+            variants = [] if model_only else self.dictionary.lookup(word)
+            if variants:
+                shown = variants if all_variants else variants[:nbest]
+                results[i] = _result(word, [(v, 0.0) for v in shown], "dictionary", stress)
+            else:
+                unknown.append(i)
+        if unknown:
+            for i, result in zip(unknown, self._model_results([folded[i] for i in unknown], nbest=nbest,
+                                                              stress=stress, batch_size=batch_size), strict=True):
+                results[i] = result
+        return [results[i] for i in range(len(folded))]
+
+    # --- the model -------------------------------------------------------------------------
+    def _model_results(self, words: list[str], *, nbest: int, stress: bool, batch_size: int) -> list[WordResult]:
+        unique = list(dict.fromkeys(words))
+        sources, notes = {}, {}
+        for word in unique:
+            sources[word], notes[word] = self._model_input(word)
+        decodable = [w for w in unique if sources[w]]
+        found = dict(zip(decodable, self._decode([sources[w] for w in decodable], nbest=nbest, batch_size=batch_size),
+                         strict=True))
+        out = []
+        for word in words:
+            if notes[word]:
+                warnings.warn(f"word {word!r}: {notes[word]}", UserWarning, stacklevel=4)
+            out.append(_result(word, found.get(word, []), "model", stress, note=notes[word]))
+        return out
+
+    def _model_input(self, word: str) -> tuple[tuple[str, ...], str]:
+        """The word as the model's source symbols, and a note on symbols it had to change or drop."""
+        decoder = self.decoder
+        vocab = decoder.source_vocab
+        tokens = decoder.tokenize_source(word)
+        if all(t in vocab for t in tokens):
+            return tokens, ""
+        plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+        kept = tuple(t for t in decoder.tokenize_source(plain) if t in vocab)
+        dropped = "".join(dict.fromkeys(t for t in decoder.tokenize_source(plain) if t not in vocab))
+        changed = plain != word
+        what = []
+        if changed:
+            what.append(f"accents removed ({plain!r})")
+        if dropped:
+            what.append(f"characters the model never saw skipped: {dropped!r}")
+        if not kept:
+            what.append("nothing left to pronounce")
+        return kept, "; ".join(what)
+
+    def _decode(self, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
+                ) -> list[list[tuple[str, float]]]:
+        """Per source up to ``nbest`` ``(phones, score)``, best first."""
+        if not sources:
+            return []
+        config, decoder = self.system.config, self.decoder
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input
+            if self.system.joint_path is not None and config.joint_weight > 0:
+                from biseq.joint_sequence import JointModel, joint_nbest
+
+                if self._joint is None:
+                    self._joint = JointModel.find(self.system.joint_path)
+                ranked = joint_nbest(decoder, self._joint, sources, weights=[config.joint_weight],
+                                     beam_size=config.beam, joint_nbest_size=config.joint_nbest,
+                                     length_penalty=config.length_penalty)[config.joint_weight]
+                return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
+            beam = max(config.beam, nbest)
+            ids = decoder.encode_sources(sources)
+            if beam == 1 and hasattr(decoder, "predict_ids") and not getattr(decoder, "rescores", False):
+                return [[(decoder.target_text(decoder.target_vocab.decode(row)), 0.0)]
+                        for row in decoder.predict_ids(ids, batch_size=batch_size)]
+            found = decoder.predict_nbest_ids(ids, beam_size=beam, nbest=nbest, length_penalty=config.length_penalty)
+            return [[(decoder.target_text(decoder.target_vocab.decode(h)), s) for h, s in hyps] for hyps in found]
+
+
+def _result(word: str, scored: list[tuple[str, float]], source: str, stress: bool, note: str = "") -> WordResult:
+    """Candidates with probabilities: softmax over the scores, merged when stripping stress joins them."""
+    merged: dict[str, float] = {}
+    top = max((s for _, s in scored), default=0.0)
+    for phones, score in scored:
+        key = phones if stress else strip_stress(phones)
+        merged[key] = merged.get(key, 0.0) + math.exp(score - top)
+    total = sum(merged.values()) or 1.0
+    prons = tuple(Pronunciation(p, round(m / total, 6), source) for p, m in merged.items() if p)
+    return WordResult(word, tuple(sorted(prons, key=lambda p: -p.prob)), note)
+
+
+def _enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache in the biseq cache directory: a warm start skips XLA."""
+    import os
+
+    if os.environ.get("KERAS_BACKEND", "jax") != "jax" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    try:
+        import jax
+
+        from biseq.joint_sequence import cache_dir
+
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except (ImportError, AttributeError, ValueError):  # an older JAX without these options: no cache
+        pass
