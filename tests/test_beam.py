@@ -124,8 +124,10 @@ def test_model_beam_one_equals_greedy_and_nbest_is_sorted():
         w.assign(ops.convert_to_numpy(w) * 3.0)
     source = np.array([[4, 5, 6, 7], [8, 9, 4, 0], [5, 5, 0, 0]], "int32")
     greedy = np.asarray(GreedySearch(system.model, max_length=7).predict_on_batch(source))
-    seqs, _ = BeamSearch(system.model, beam_size=1, length_penalty=0.0, max_length=7).predict_on_batch(source)
+    seqs, _, _ = BeamSearch(system.model, beam_size=1, length_penalty=0.0, max_length=7).predict_on_batch(source)
     np.testing.assert_array_equal(np.asarray(seqs)[:, 0], greedy)
-    seqs5, scores5 = BeamSearch(system.model, beam_size=5, length_penalty=0.0, max_length=7).predict_on_batch(source)
+    seqs5, scores5, logps5 = BeamSearch(system.model, beam_size=5, length_penalty=0.0,
+                                        max_length=7).predict_on_batch(source)
     assert np.asarray(seqs5).shape == (3, 5, 7)
     assert (np.diff(np.asarray(scores5), axis=1) <= 1e-5).all()
+    np.testing.assert_allclose(np.asarray(logps5), np.asarray(scores5), rtol=1e-6)  # length_penalty 0: score = log p

@@ -63,6 +63,16 @@ def test_combine_ranks_the_union_by_the_weighted_sum():
     assert alone[1.0][0][0][0] == [6]
     # no joint candidates for source 1: the neural ranking, joint term 0
     assert ranked[0.5][1] == [([8], pytest.approx(0.5 * -0.5))]
+    # log p already known (the beam's) is used as given; only the rest is scored
+    asked = []
+
+    def counting(sources, outputs):
+        asked.extend(tuple(o) for o in outputs)
+        return fake_log_probs(table)(sources, outputs)
+
+    again = combine(sources=[[1], [2]], neural=[[[5], [7]], [[8]]], joint=[[([6], 1.0), ([5], 4.0)], []],
+                    log_probs=counting, weights=[0.5], known=[{(5,): -0.1, (7,): -3.0}, {(8,): -0.5}])
+    assert asked == [(6,)] and again[0.5] == ranked[0.5]
 
 
 def test_combine_refuses_weights_outside_0_1_and_mismatched_lists():
@@ -140,6 +150,14 @@ def test_transducer_log_probs_match_the_beam_scores(toy_run):
     flat = [(s, ids, score) for s, hyps in zip(sources, found, strict=True) for ids, score in hyps]
     logp = t.output_log_probs([s for s, _, _ in flat], [ids for _, ids, _ in flat])
     np.testing.assert_allclose(logp, [score for _, _, score in flat], atol=1e-3)
+    # at any length penalty the beam also returns the raw log p, which joint_nbest reuses
+    beams = t.beam_nbest_ids(sources, beam_size=3, nbest=3, length_penalty=1.0)
+    beamed = [(s, ids, lp) for s, hyps in zip(sources, beams, strict=True) for ids, _, lp in hyps]
+    np.testing.assert_allclose(t.output_log_probs([s for s, _, _ in beamed], [ids for _, ids, _ in beamed]),
+                               [lp for _, _, lp in beamed], atol=1e-3)
+    for hyps in beams:
+        for ids, score, lp in hyps:
+            assert score == pytest.approx(lp / (len(ids) + 1), abs=1e-5)
     # an ensemble of the model with itself has the model's own probabilities
     np.testing.assert_allclose(Ensemble([t, t]).output_log_probs([s for s, _, _ in flat],
                                                                  [ids for _, ids, _ in flat]), logp, atol=1e-4)

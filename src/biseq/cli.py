@@ -191,6 +191,8 @@ def _add_joint_arguments(parser: argparse.ArgumentParser, *, several: bool) -> N
     parser.add_argument("--joint", metavar="PATH", help="the joint model: a .fst file or a directory holding "
                                                         "joint.fst (default: the first --model directory)")
     parser.add_argument("--joint-nbest", type=int, default=10, help="joint-model candidates per input (default 10)")
+    parser.add_argument("--joint-beam", type=int, default=None, metavar="N",
+                        help="the joint model's search beam (default 2000; Phonetisaurus's own default is 10000)")
 
 
 def _weight(text: str) -> float:
@@ -213,9 +215,12 @@ def _joint_decode(args: argparse.Namespace, transducer, sources, weights: list[f
 
     if args.joint_nbest < 1:
         raise UsageError(f"--joint-nbest must be at least 1, got {args.joint_nbest}")
+    if args.joint_beam is not None and args.joint_beam < 1:
+        raise UsageError(f"--joint-beam must be at least 1, got {args.joint_beam}")
     joint = JointModel.find(args.joint or args.model[0])
+    beam = {} if args.joint_beam is None else {"joint_beam": args.joint_beam}
     return joint_nbest(transducer, joint, sources, weights=weights, beam_size=max(args.beam, 1),
-                       joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty)
+                       joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty, **beam)
 
 
 def _train_config(args: argparse.Namespace):

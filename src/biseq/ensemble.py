@@ -31,7 +31,8 @@ class EnsembleSearch(keras.Model):
         source: ``[B, S]`` int source ids (0-padded), the same ids for every model.
 
     Returns:
-        ``(sequences [B, K, L], scores [B, K])``, best first (see :func:`biseq.search.beam_search`).
+        ``(sequences [B, K, L], scores [B, K], log_probs [B, K])``, best first (see
+        :func:`biseq.search.beam_search`).
     """
 
     def __init__(self, models: Sequence[Seq2Seq], *, beam_size: int = 5, length_penalty: float = 1.0,
@@ -57,10 +58,9 @@ class EnsembleSearch(keras.Model):
             mean = ops.logsumexp(ops.stack(log_probs), axis=0) - log_n
             return mean, tuple(new_states)
 
-        seqs, scores, _ = beam_search(step, tuple(s for _, s, _ in started), batch_size=batch, beam_size=k,
-                                      max_length=self.max_length or default_max_length(int(width)),
-                                      vocab_size=started[0][0].vocab_size, length_penalty=self.length_penalty)
-        return seqs, scores
+        return beam_search(step, tuple(s for _, s, _ in started), batch_size=batch, beam_size=k,
+                           max_length=self.max_length or default_max_length(int(width)),
+                           vocab_size=started[0][0].vocab_size, length_penalty=self.length_penalty)
 
 
 class Ensemble:
@@ -109,14 +109,22 @@ class Ensemble:
     def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                           length_penalty: float = 1.0, batch_size: int = 64) -> list[list[tuple[list[int], float]]]:
         """Per source the ``nbest`` best ``(ids, score)`` of the ensemble, best first."""
+        found = self.beam_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
+                                    batch_size=batch_size)
+        return [[(ids, score) for ids, score, _ in hyps] for hyps in found]
+
+    def beam_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                       length_penalty: float = 1.0, batch_size: int = 64
+                       ) -> list[list[tuple[list[int], float, float]]]:
+        """Per source the ``nbest`` best ``(ids, score, log p)`` of the ensemble's beam, best first."""
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         search = self.search(beam_size, length_penalty)
         in_order = self.members[0]._in_order
 
         def run(batch):
-            seqs, scores = (np.asarray(x) for x in search.predict_on_batch(batch))
-            return [[(in_order([int(t) for t in seqs[r, j]], 0), float(scores[r, j]))
+            seqs, scores, logps = (np.asarray(x) for x in search.predict_on_batch(batch))
+            return [[(in_order([int(t) for t in seqs[r, j]], 0), float(scores[r, j]), float(logps[r, j]))
                      for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 
         return self.members[0]._batched(sources, run, batch_size=batch_size)

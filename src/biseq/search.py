@@ -211,7 +211,7 @@ class BeamSearch(keras.Model):
         source: ``[B, S]`` int source ids (0-padded).
 
     Returns:
-        ``(sequences [B, K, L], scores [B, K])``, best first (see :func:`beam_search`).
+        ``(sequences [B, K, L], scores [B, K], log_probs [B, K])``, best first (see :func:`beam_search`).
     """
 
     def __init__(self, seq2seq: Seq2Seq, *, beam_size: int = 5, length_penalty: float = 1.0,
@@ -232,10 +232,9 @@ class BeamSearch(keras.Model):
             logits, state = decoder.step(tokens, state, bundle)
             return ops.log_softmax(logits, axis=-1), state
 
-        seqs, scores, _ = beam_search(step, state, batch_size=batch, beam_size=k,
-                                      max_length=self.max_length or default_max_length(int(width)),
-                                      vocab_size=decoder.vocab_size, length_penalty=self.length_penalty)
-        return seqs, scores
+        return beam_search(step, state, batch_size=batch, beam_size=k,
+                           max_length=self.max_length or default_max_length(int(width)),
+                           vocab_size=decoder.vocab_size, length_penalty=self.length_penalty)
 
 
 def picked_log_probs(logits, target):

@@ -182,14 +182,26 @@ class Transducer:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         if self.model.objective == "twin" and direction is None:
             return self.twin_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
-        direction = direction or 0
+        found = self.beam_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
+                                    batch_size=batch_size, direction=direction or 0)
+        return [[(ids, score) for ids, score, _ in hyps] for hyps in found]
+
+    def beam_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                       length_penalty: float = 1.0, batch_size: int = 64, direction: int = 0,
+                       ) -> list[list[tuple[list[int], float, float]]]:
+        """One beam search: per source the ``nbest`` best ``(ids, score, log p)``, best first.
+
+        ``score`` is the length-normalised score the beam ranks by, ``log p`` the hypothesis's
+        log-probability under the searching decoder (``direction``; no twin rescoring).
+        """
+        if not 1 <= nbest <= beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         search = self.beam(beam_size, length_penalty, direction)
 
         def run(batch):
-            seqs, scores = search.predict_on_batch(batch)
-            seqs, scores = np.asarray(seqs), np.asarray(scores)
-            return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]))
-                     for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
+            seqs, scores, logps = (np.asarray(x) for x in search.predict_on_batch(batch))
+            return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]),
+                      float(logps[r, j])) for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 
         return self._batched(sources, run, batch_size=batch_size)
 
