@@ -20,10 +20,28 @@ from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 BUCKET_WIDTHS = (4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
+# Decoding pads to fewer, coarser shapes than training: each shape is one compilation of a whole
+# search loop (seconds), while a few padded positions cost microseconds.
+DECODE_WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+DECODE_ROWS = (1, 4, 16, 64, 256, 1024)
+
+
 def bucket_width(length: int) -> int:
     """The smallest bucket width that holds ``length`` tokens."""
     i = bisect.bisect_left(BUCKET_WIDTHS, length)
     return BUCKET_WIDTHS[i] if i < len(BUCKET_WIDTHS) else length
+
+
+def decode_width(length: int) -> int:
+    """The padded width of ``length`` tokens at decoding (see ``DECODE_WIDTHS``)."""
+    i = bisect.bisect_left(DECODE_WIDTHS, length)
+    return DECODE_WIDTHS[i] if i < len(DECODE_WIDTHS) else length
+
+
+def decode_rows(count: int, batch_size: int) -> int:
+    """Rows of a decoding batch holding ``count`` sequences: a ``DECODE_ROWS`` size, at most ``batch_size``."""
+    i = bisect.bisect_left(DECODE_ROWS, count)
+    return min(DECODE_ROWS[i] if i < len(DECODE_ROWS) else count, batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from biseq.batching import bucket_width, pad_ids, reverse_targets, target_batch
+from biseq.batching import decode_rows, decode_width, pad_ids, reverse_targets, target_batch
 from biseq.config import Config
 from biseq.corpus import split_tokens
 from biseq.model import Seq2Seq
@@ -134,9 +134,9 @@ class Transducer:
         results: list = [None] * len(sources)
         start = 0
         while start < len(order):
-            width = bucket_width(max(1, len(sources[order[start]])))
+            width = decode_width(max(1, len(sources[order[start]])))
             chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
-            rows = bucket_width(len(chunk)) if len(chunk) < batch_size else batch_size
+            rows = decode_rows(len(chunk), batch_size)
             out = run(pad_ids([sources[i] for i in chunk], width, rows))
             for row, i in enumerate(chunk):
                 results[i] = out[row]
@@ -229,10 +229,10 @@ class Transducer:
         order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            rows = batch_size if len(chunk) == batch_size else bucket_width(len(chunk))
-            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
-                                 source_width=bucket_width(max(1, *(len(sources[i]) for i in chunk))),
-                                 target_width=bucket_width(max(len(outputs[i]) for i in chunk) + 1))
+            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk],
+                                 rows=decode_rows(len(chunk), batch_size),
+                                 source_width=decode_width(max(1, *(len(sources[i]) for i in chunk))),
+                                 target_width=decode_width(max(len(outputs[i]) for i in chunk) + 1))
             logp = np.asarray(self._output_scorer.predict_on_batch(
                 (batch.source, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
             for row, i in enumerate(chunk):
@@ -256,9 +256,9 @@ class Transducer:
         if not sources:
             return result
         # one padded shape for the whole call: one compilation, little waste for short sequences
-        s_width = bucket_width(max(len(s) for s in sources))
-        t_width = bucket_width(max(len(o) for o in outputs) + 1)
-        rows = min(batch_size, bucket_width(len(sources)))
+        s_width = decode_width(max(len(s) for s in sources))
+        t_width = decode_width(max(len(o) for o in outputs) + 1)
+        rows = decode_rows(len(sources), batch_size)
         order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
         for start in range(0, len(order), rows):
             chunk = order[start : start + rows]

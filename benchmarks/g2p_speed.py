@@ -1,0 +1,151 @@
+"""Speed of the bundled English G2P system, side by side with g2p-en's neural part in the same run.
+
+Usage:
+    python benchmarks/g2p_speed.py [--words 2000] [--single 300] [--json benchmarks/g2p_speed.json]
+
+Measures, on held-out words of the CMU dictionary (the dev split the bundled model never saw):
+
+* batched: ``biseq.load().predict(words, model_only=True)`` (beam 5 + the joint-sequence model, the
+  bundled system's setting), and the network alone (beam 5; greedy); each once to compile every
+  shape, then timed on other words of the same count;
+* one word at a time: ``g2p.predict([word], model_only=True)`` in a loop, warm, against g2p-en's
+  ``G2p.predict(word)`` (its numpy GRU, greedy: the part that handles words outside its dictionary)
+  on the same words, as a ratio;
+* start-up, as a user runs it, in fresh processes: ``biseq --help``; ``biseq predict hello`` (a
+  dictionary word: no Keras, no JAX); an unknown word with an empty compilation cache (cold) and
+  again with it filled (warm).
+
+Writes a JSON with every figure; ratios have "ratio" in their names (above 1: biseq faster).
+No figure here is asserted anywhere: the tests check behaviour, this file measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+OOV = "quizzaciously"  # not in the CMU dictionary
+
+
+def held_out_words(data_config, count: int, *, seed: int = 0) -> list[str]:
+    """``count`` distinct words of the CMU dictionary's dev split (letters only), as the model was split."""
+    import importlib.resources
+
+    from biseq.corpus import read_corpus, split_corpus
+
+    path = importlib.resources.files("biseq.resources") / "cmudict.dict.gz"
+    entries = read_corpus(str(path), config=data_config)
+    words = sorted({"".join(e.source) for e in split_corpus(entries, data_config)["dev"]
+                    if "".join(e.source).isalpha()})
+    random.Random(seed).shuffle(words)
+    return words[:count]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def command_seconds(argv: list[str], *, env: dict[str, str] | None = None) -> float:
+    """Wall time of one fresh process (it must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
+
+
+def startup(biseq: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "BISEQ_CACHE": cache}
+        return {
+            "help_s": command_seconds([biseq, "--help"], env=env),
+            "dictionary_word_s": command_seconds([biseq, "predict", "hello"], env=env),
+            "unknown_word_cold_s": command_seconds([biseq, "predict", OOV], env=env),
+            "unknown_word_warm_s": command_seconds([biseq, "predict", OOV], env=env),
+        }
+
+
+def g2p_en_predictor():
+    """g2p-en's neural ``predict`` without its NLTK downloads (its weights ship in its wheel)."""
+    try:
+        from g2p_en import g2p as module
+    except ImportError:
+        return None
+    model = module.G2p.__new__(module.G2p)
+    model.graphemes = ["<pad>", "<unk>", "</s>"] + list("abcdefghijklmnopqrstuvwxyz")
+    model.g2idx = {g: i for i, g in enumerate(model.graphemes)}
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    start = source.index("self.phonemes = ")
+    phonemes = eval(source[start + len("self.phonemes = "): source.index("\n        self.g2idx", start)])  # noqa: S307
+    model.phonemes = phonemes
+    model.idx2p = dict(enumerate(phonemes))
+    model.load_variables()
+    return model.predict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=2000, help="words per batched pass (two passes)")
+    parser.add_argument("--single", type=int, default=300, help="words decoded one at a time")
+    parser.add_argument("--json", default="benchmarks/g2p_speed.json")
+    args = parser.parse_args()
+
+    import biseq
+
+    biseq_cli = str(Path(sys.executable).with_name("biseq"))
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "startup": startup(biseq_cli)}
+    print("start-up:", {k: round(v, 2) for k, v in results["startup"].items()}, flush=True)
+
+    g2p = biseq.load()
+    decoder = g2p.decoder
+    words = held_out_words(decoder.config.data, 2 * args.words + args.single)
+    warm, timed_words, single = words[: args.words], words[args.words: 2 * args.words], words[2 * args.words:]
+    batched = {}
+    cases = {
+        "beam5_joint": lambda ws: g2p.predict(ws, model_only=True),
+        "beam5_network": lambda ws: decoder.predict_nbest_ids(
+            decoder.encode_sources([decoder.tokenize_source(w) for w in ws]), beam_size=5),
+        "greedy_network": lambda ws: decoder.predict_ids(
+            decoder.encode_sources([decoder.tokenize_source(w) for w in ws])),
+    }
+    for name, run in cases.items():
+        compile_s = timed(lambda run=run: run(warm))
+        seconds = timed(lambda run=run: run(timed_words))
+        batched[name] = {"words_per_second": len(timed_words) / seconds, "first_pass_s": compile_s}
+        print(name, {k: round(v, 1) for k, v in batched[name].items()}, flush=True)
+    results["batched"] = batched
+
+    for w in single[:5]:
+        g2p.predict([w], model_only=True)  # compile the one-row shapes
+    biseq_single = len(single) / timed(lambda: [g2p.predict([w], model_only=True) for w in single])
+    results["one_at_a_time"] = {"biseq_beam5_joint_words_per_second": biseq_single}
+    predict = g2p_en_predictor()
+    if predict is not None:
+        g2p_en_single = len(single) / timed(lambda: [predict(w) for w in single])
+        results["one_at_a_time"].update({"g2p_en_greedy_words_per_second": g2p_en_single,
+                                         "biseq_over_g2p_en_ratio": biseq_single / g2p_en_single})
+    else:
+        results["one_at_a_time"]["g2p_en"] = "not installed (pip install g2p-en)"
+    print("one at a time:", results["one_at_a_time"], flush=True)
+    results["goal_ratios"] = {
+        "batched_joint_over_500_ratio": batched["beam5_joint"]["words_per_second"] / 500,
+        "help_under_0_5_s_ratio": 0.5 / results["startup"]["help_s"],
+        "dictionary_word_under_0_5_s_ratio": 0.5 / results["startup"]["dictionary_word_s"],
+        "unknown_word_warm_under_3_s_ratio": 3.0 / results["startup"]["unknown_word_warm_s"],
+    }
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps(results["goal_ratios"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
