@@ -1,7 +1,7 @@
 """Speed of the bundled English G2P system, side by side with g2p-en's neural part in the same run.
 
 Usage:
-    python benchmarks/g2p_speed.py [--words 2000] [--single 300] [--json benchmarks/g2p_speed.json]
+    python benchmarks/g2p_speed.py [--words 1500] [--single 300] [--json benchmarks/g2p_speed.json]
 
 Measures, on held-out words of the CMU dictionary (the dev split the bundled model never saw):
 
@@ -94,7 +94,7 @@ def g2p_en_predictor():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=2000, help="words per batched pass (two passes)")
+    parser.add_argument("--words", type=int, default=1500, help="words per batched pass (two passes)")
     parser.add_argument("--single", type=int, default=300, help="words decoded one at a time")
     parser.add_argument("--json", default="benchmarks/g2p_speed.json")
     args = parser.parse_args()
@@ -108,6 +108,8 @@ def main() -> None:
     g2p = biseq.load()
     decoder = g2p.decoder
     words = held_out_words(decoder.config.data, 2 * args.words + args.single)
+    if len(words) < 2 * args.words + args.single:
+        parser.error(f"the dev split has {len(words)} words: lower --words or --single")
     warm, timed_words, single = words[: args.words], words[args.words: 2 * args.words], words[2 * args.words:]
     batched = {}
     cases = {

@@ -166,6 +166,22 @@ def _build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--compact", action="store_true", help="float16 weights and an xz joint model: half the size")
     bs.add_argument("--out", required=True, help="new system directory")
 
+    sv = sub.add_parser("serve", help="serve a system over HTTP: POST /v1/predict, GET /health, a web page at /",
+                        description="HTTP API with dynamic micro-batching (FastAPI on uvicorn; needs "
+                                    "pip install 'biseq[serve]'). OpenAPI docs at /docs. SIGTERM finishes "
+                                    "the requests in flight, then exits 0.")
+    sv.add_argument("--model", help="system or model directory (default: the bundled English system)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-batch-words", type=int, default=256, help="words decoded together at most (256)")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="how long a request waits for others to join its batch (5 ms)")
+    sv.add_argument("--no-batching", action="store_true", help="decode every request alone (for comparison)")
+    sv.add_argument("--max-queue-words", type=int, default=8192, help="words waiting at most; then 503 (8192)")
+    sv.add_argument("--max-request-words", type=int, default=256, help="words in one request at most; 413 (256)")
+    sv.add_argument("--max-body-bytes", type=int, default=65536, help="request body at most; 413 (65536)")
+    sv.add_argument("--max-nbest", type=int, default=10, help="nbest at most; 422 (10)")
+
     info = sub.add_parser("info", help="print a system's or model's configuration and state routing")
     info.add_argument("--model", help="system or model directory (default: the bundled English system)")
     return parser
@@ -604,6 +620,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from biseq.server.run import serve
+    except ImportError as error:
+        raise UsageError(f"'biseq serve' needs FastAPI and uvicorn ({error}): pip install 'biseq[serve]'") from None
+    from biseq.server.settings import ServeConfig
+
+    settings = ServeConfig(max_batch_words=args.max_batch_words, max_wait_ms=args.max_wait_ms,
+                           batching=not args.no_batching, max_queue_words=args.max_queue_words,
+                           max_request_words=args.max_request_words, max_body_bytes=args.max_body_bytes,
+                           max_nbest=args.max_nbest)
+    return serve(args.model, host=args.host, port=args.port, settings=settings)
+
+
 def _print_model(path: str, transducer) -> None:
     c = transducer.config.model
     print(f"model directory: {path}")
@@ -625,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
                 "average": cmd_average, "joint-train": cmd_joint_train, "lexicon": cmd_lexicon,
-                "build-system": cmd_build_system}
+                "build-system": cmd_build_system, "serve": cmd_serve}
     try:
         return commands[args.command](args)
     except _user_errors() as err:
