@@ -173,7 +173,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--model", help="system or model directory (default: the bundled English system)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--max-batch-words", type=int, default=256, help="words decoded together at most (256)")
+    sv.add_argument("--max-batch-words", type=int, default=1024, help="words decoded together at most (1024)")
     sv.add_argument("--max-wait-ms", type=float, default=5.0,
                     help="how long a request waits for others to join its batch (5 ms)")
     sv.add_argument("--no-batching", action="store_true", help="decode every request alone (for comparison)")

@@ -235,7 +235,8 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
             log.exception("biseq serve: decoding %d words failed", len(words))
             return _error(500, f"internal error while decoding ({type(error).__name__}: {error}); "
                                "the server keeps running")
-        return {"results": [_result_out(r) for r in results]}
+        # built here rather than validated again against PredictResponse: the response model documents it
+        return JSONResponse({"results": [_result_out(r) for r in results]})
 
     @app.post("/v1/attention")
     async def attention(request: AttentionRequest):

@@ -22,7 +22,7 @@ class ServeConfig(_Section):
     """
 
     section = "serve"
-    max_batch_words: int = 256
+    max_batch_words: int = 1024
     max_wait_ms: float = 5.0
     batching: bool = True
     max_queue_words: int = 8192

@@ -1,0 +1,186 @@
+"""Load test of ``biseq serve``: micro-batching on and off, against offline batched decoding, same run.
+
+Usage:
+    python benchmarks/serve_load.py [--requests 10000] [--unbatched-requests 2000] [--concurrency 32]
+                                    [--novel-share 0.05] [--json benchmarks/serve_load.json]
+
+For each request size (1 word, 20 words) a fresh ``biseq serve`` (the bundled English system) is
+started, warmed up, and sent ``--requests`` POST /v1/predict requests by ``--concurrency`` clients at
+once; then the same with ``--no-batching`` (``--unbatched-requests`` of them: without batching the
+model words are decoded one request at a time). Words are drawn from the CMU dictionary, and a
+share ``--novel-share`` are compounds of two dictionary words it does not list (they need the
+model), seeded. Reports errors (must be 0), p50/p99 latency, words/s, the server's peak RSS, and
+offline decoding of the same words in one batched ``biseq.load().predict`` call (after the servers
+are stopped, so nothing competes for the cores); ratios have "ratio" in their names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BISEQ = str(Path(sys.executable).with_name("biseq"))
+
+
+def word_pool(count: int, *, novel_share: float, seed: int = 0) -> list[str]:
+    """``count`` words: dictionary words, and ``novel_share`` of compounds the dictionary lacks."""
+    from biseq.g2p import load
+
+    dictionary = load().dictionary
+    known = sorted(w for w in dictionary if w.isalpha() and 3 <= len(w) <= 10)
+    rng = random.Random(seed)
+    short = [w for w in known if len(w) <= 5]
+    words = []
+    while len(words) < count:
+        if rng.random() < novel_share:
+            word = rng.choice(short) + rng.choice(short)
+            if word in dictionary:
+                continue
+        else:
+            word = rng.choice(known)
+        words.append(word)
+    return words
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*, batching: bool, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    argv = [BISEQ, "serve", "--port", str(port), "--max-request-words", "64"] + ([] if batching else ["--no-batching"])
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return process, url
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the server never became healthy")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def load(url: str, requests: list[list[str]], *, concurrency: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    queue = list(reversed(requests))
+    async with httpx.AsyncClient(base_url=url, timeout=300,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker() -> None:
+            while queue:
+                words = queue.pop()
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/v1/predict", json={"words": words})
+                    ok = response.status_code == 200 and len(response.json()["results"]) == len(words)
+                    key = "" if ok else f"HTTP {response.status_code}"
+                except httpx.HTTPError as error:
+                    key = type(error).__name__
+                latencies.append(time.perf_counter() - started)
+                if key:
+                    errors[key] = errors.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    latencies.sort()
+    words = sum(len(r) for r in requests)
+    return {"requests": len(requests), "words": words, "errors": sum(errors.values()), "error_kinds": errors,
+            "seconds": round(seconds, 2), "words_per_second": round(words / seconds, 1),
+            "requests_per_second": round(len(requests) / seconds, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1)}
+
+
+def scenario(*, size: int, count: int, batching: bool, concurrency: int, pool: list[str], rng: random.Random,
+             log: Path) -> tuple[dict, list[str]]:
+    requests = [[rng.choice(pool) for _ in range(size)] for _ in range(count)]
+    process, url = start_server(batching=batching, log=log)
+    try:
+        asyncio.run(load(url, [[rng.choice(pool) for _ in range(size)] for _ in range(64)], concurrency=concurrency))
+        result = asyncio.run(load(url, requests, concurrency=concurrency))
+        with urllib.request.urlopen(url + "/health") as r:
+            result["server_batching"] = json.loads(r.read())["batching"]
+        result["server_peak_rss_mb"] = round(peak_rss_mb(process.pid), 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        result_code = process.wait(120)
+    result["exit_code"] = result_code
+    return result, [w for r in requests for w in r]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--unbatched-requests", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--novel-share", type=float, default=0.05)
+    parser.add_argument("--sizes", default="1,20")
+    parser.add_argument("--json", default="benchmarks/serve_load.json")
+    parser.add_argument("--log-dir", default="runs/serve_load")
+    args = parser.parse_args()
+    os.makedirs(args.log_dir, exist_ok=True)
+
+    pool = word_pool(20_000, novel_share=args.novel_share)
+    results: dict = {"concurrency": args.concurrency, "novel_share": args.novel_share, "cpus": os.cpu_count()}
+    sent: list[str] = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for batching in (True, False):
+            rng = random.Random(size)  # the same requests with and without batching (a prefix when fewer)
+            name = f"{size}_words_{'batched' if batching else 'unbatched'}"
+            count = args.requests if batching else args.unbatched_requests
+            result, words = scenario(size=size, count=count, batching=batching, concurrency=args.concurrency,
+                                     pool=pool, rng=rng, log=Path(args.log_dir) / f"{name}.log")
+            results[name] = result
+            if batching:
+                sent += words
+            print(name, json.dumps({k: v for k, v in result.items() if k != "server_batching"}), flush=True)
+        results[f"{size}_words_batched_over_unbatched_ratio"] = round(
+            results[f"{size}_words_batched"]["words_per_second"] / results[f"{size}_words_unbatched"]["words_per_second"],
+            2)
+
+    from biseq.g2p import load as load_g2p
+
+    g2p = load_g2p()
+    g2p.predict(sent[:2000])  # compile
+    started = time.perf_counter()
+    g2p.predict(sent)
+    offline = len(sent) / (time.perf_counter() - started)
+    results["offline_batched_words_per_second"] = round(offline, 1)
+    for size in (int(s) for s in args.sizes.split(",")):
+        results[f"{size}_words_served_over_offline_ratio"] = round(
+            results[f"{size}_words_batched"]["words_per_second"] / offline, 3)
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps({k: v for k, v in results.items() if "ratio" in k or k.startswith("offline")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
