@@ -321,3 +321,22 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(live_server):
     assert answer.get("status") == 200 and len(answer["body"]["results"]) == 30
     assert process.wait(60) == 0
     assert "Finished server process" in log.read_text(encoding="utf-8")
+
+
+def test_the_cache_decodes_a_word_once_and_forgets_the_least_recently_used():
+    from biseq.server.app import CachedDecode
+
+    calls: list = []
+    decode = fake_decode(calls)
+
+    class Fake:
+        def predict(self, words, *, nbest, stress):
+            return decode(words, nbest, stress)
+
+    cached = CachedDecode(Fake(), size=2)
+    first = cached(["a", "b"], 2, True)
+    again = cached(["b", "a"], 2, True)
+    assert calls == [(["a", "b"], 2)] and again == first[::-1]
+    cached(["a"], 3, True)  # another nbest is another entry: decoded, and "b" (least recent) dropped
+    cached(["b", "a"], 2, True)
+    assert calls[1:] == [(["a"], 3), (["b"], 2)]

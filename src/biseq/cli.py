@@ -181,6 +181,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-request-words", type=int, default=256, help="words in one request at most; 413 (256)")
     sv.add_argument("--max-body-bytes", type=int, default=65536, help="request body at most; 413 (65536)")
     sv.add_argument("--max-nbest", type=int, default=10, help="nbest at most; 422 (10)")
+    sv.add_argument("--cache-words", type=int, default=100_000,
+                    help="results kept for words asked again (100000; 0: no cache)")
 
     info = sub.add_parser("info", help="print a system's or model's configuration and state routing")
     info.add_argument("--model", help="system or model directory (default: the bundled English system)")
@@ -630,7 +632,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeConfig(max_batch_words=args.max_batch_words, max_wait_ms=args.max_wait_ms,
                            batching=not args.no_batching, max_queue_words=args.max_queue_words,
                            max_request_words=args.max_request_words, max_body_bytes=args.max_body_bytes,
-                           max_nbest=args.max_nbest)
+                           max_nbest=args.max_nbest, cache_words=args.cache_words)
     return serve(args.model, host=args.host, port=args.port, settings=settings)
 
 

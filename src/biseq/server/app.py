@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -106,6 +107,33 @@ def _result_out(result: WordResult) -> dict:
                                for p in result.pronunciations]}
 
 
+class CachedDecode:
+    """``g2p.predict`` behind a least-recently-used cache of results by (word, nbest, stress).
+
+    A server sees the same unknown words again and again (names, new words); each is decoded once.
+    Runs on the batcher's one decoding thread only, so it needs no lock.
+    """
+
+    def __init__(self, g2p: G2P, *, size: int) -> None:
+        self.g2p, self.size = g2p, size
+        self._cache: OrderedDict[tuple[str, int, bool], WordResult] = OrderedDict()
+
+    def __call__(self, words: list[str], nbest: int, stress: bool) -> list[WordResult]:
+        found = {w: self._cache.get((w, nbest, stress)) for w in words}
+        missing = [w for w, r in found.items() if r is None]
+        if missing:
+            for word, result in zip(missing, self.g2p.predict(missing, nbest=nbest, stress=stress), strict=True):
+                found[word] = result
+                if self.size:
+                    self._cache[(word, nbest, stress)] = result
+        for word in words:
+            if (word, nbest, stress) in self._cache:
+                self._cache.move_to_end((word, nbest, stress))
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return [found[w] for w in words]
+
+
 def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool = True) -> FastAPI:
     """The application serving ``g2p``.
 
@@ -115,7 +143,7 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
         warm_up: load the network and compile a first batch before ``/health`` answers 200.
     """
     settings = settings or ServeConfig()
-    batcher = MicroBatcher(lambda words, nbest, stress: g2p.predict(words, nbest=nbest, stress=stress),
+    batcher = MicroBatcher(CachedDecode(g2p, size=settings.cache_words),
                            max_batch_words=settings.max_batch_words, max_wait_ms=settings.max_wait_ms,
                            max_queue_words=settings.max_queue_words, batching=settings.batching)
     state = {"ready": False, "failed": ""}

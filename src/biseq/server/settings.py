@@ -19,6 +19,7 @@ class ServeConfig(_Section):
         max_request_words: words in one request at most (413 beyond).
         max_body_bytes: request body size at most (413 beyond).
         max_nbest: candidates per word at most (422 beyond).
+        cache_words: results kept for words asked again (least recently used dropped; 0: no cache).
     """
 
     section = "serve"
@@ -29,11 +30,14 @@ class ServeConfig(_Section):
     max_request_words: int = 256
     max_body_bytes: int = 65536
     max_nbest: int = 10
+    cache_words: int = 100_000
 
     def validate(self) -> None:
         for name in ("max_batch_words", "max_queue_words", "max_request_words", "max_body_bytes", "max_nbest"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name} must be at least 1. Received: {getattr(self, name)}")
+        if self.cache_words < 0:
+            raise ConfigError(f"serve.cache_words must be at least 0. Received: {self.cache_words}")
         if self.max_wait_ms < 0:
             raise ConfigError(f"serve.max_wait_ms must be at least 0. Received: {self.max_wait_ms}")
         if self.max_queue_words < self.max_request_words:
