@@ -32,9 +32,11 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_model_directory(trained):
     _, _, out, stdout = trained
-    for name in ("model.keras", "vocab.json", "config.json", "last.keras", "state.json", "history.json",
+    for name in ("model.keras", "vocab.json", "config.json", "last-003.keras", "state.json", "history.json",
                  "history.png"):
         assert (out / name).is_file(), name
+    assert sorted(p.name for p in out.glob("last*.keras")) == ["last-003.keras"]  # older checkpoints removed
+    assert json.loads((out / "state.json").read_text())["checkpoint"] == "last-003.keras"
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     pairs = int(re.search(r"training: (\d+) pairs in", stdout).group(1))

@@ -8,6 +8,7 @@ ensemble that usually decodes better than any single epoch.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -72,3 +73,19 @@ def average_checkpoints(model: keras.Model, paths: Sequence[Path]) -> None:
         total = values if total is None else [t + v for t, v in zip(total, values, strict=True)]
     for variable, summed in zip(model.trainable_weights, total, strict=True):
         variable.assign((summed / len(paths)).astype(variable.dtype))
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """sha256 over every weight array of ``model`` (float32), by variable path in sorted order.
+
+    Two models with the same architecture and the same values have the same fingerprint,
+    however they were saved (``model.keras`` or float32 arrays in ``weights.npz``).
+    """
+    digest = hashlib.sha256()
+    for variable in sorted(model.weights, key=lambda v: v.path):
+        array = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32)
+        digest.update(f"{variable.path}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -645,6 +645,9 @@ def _print_model(path: str, transducer) -> None:
     print(f"objective: {c.resolved_objective}; bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
           f"vocabularies {len(transducer.source_vocab)} source / {len(transducer.target_vocab)} target symbols; "
           f"{transducer.model.count_params():,} parameters")
+    from biseq.checkpoints import weights_fingerprint
+
+    print(f"weights sha256: {weights_fingerprint(transducer.model)}")
     print("state routing (decoder initial state <- encoder final states):")
     for line in transducer.model.routing():
         print(f"  {line}")
@@ -663,6 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"biseq: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the disk, not the user's input: say which file and why, keep what is written
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"biseq: error: {where}{err.strerror or err} (nothing already written was changed)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("biseq: interrupted; 'biseq train --resume' continues from the last checkpoint", file=sys.stderr)
         return 130

@@ -259,9 +259,41 @@ class DevMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.train_cfg.keep_checkpoints:
             save_epoch_weights(self.model, run=self.out, epoch=epoch + 1, keep=self.train_cfg.keep_checkpoints)
-        atomic_save_model(self.model, self.out / LAST_FILE)
+        # the commit point is state.json: it names the checkpoint written just before it, so a kill at any
+        # moment leaves a state and the checkpoint it names (the previous pair until the new state lands)
+        checkpoint = checkpoint_name(epoch + 1)
+        atomic_save_model(self.model, self.out / checkpoint)
+        self.state["checkpoint"] = checkpoint
         atomic_write_text(self.out / STATE_FILE, json.dumps(self.state, indent=1))
+        for old in self.out.glob("last*.keras"):
+            if old.name != checkpoint:
+                old.unlink(missing_ok=True)
         write_history(self.out, self.state["history"])
+
+
+def checkpoint_name(epoch: int) -> str:
+    """The resumable checkpoint written after ``epoch`` (weights and optimizer state)."""
+    return f"last-{epoch:03d}.keras"
+
+
+def resumable_state(out: Path) -> tuple[dict, Path] | None:
+    """``state.json`` and the checkpoint it names, or ``None`` when ``out`` holds no run to resume.
+
+    Raises:
+        RunExistsError: ``state.json`` is unreadable or names a checkpoint that is not there.
+    """
+    state_path = out / STATE_FILE
+    if not state_path.is_file():
+        return None
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunExistsError(f"{state_path}: cannot read the run's state ({error}); it is not resumable") from None
+    checkpoint = out / state.get("checkpoint", LAST_FILE)  # runs before versioned checkpoints: last.keras
+    if not checkpoint.is_file():
+        raise RunExistsError(f"{state_path} names the checkpoint {checkpoint.name}, which is missing: the run "
+                             "cannot be resumed (start it again with another --out)")
+    return state, checkpoint
 
 
 def write_history(out: Path, history: list[dict]) -> None:
@@ -321,13 +353,14 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     state = {"epoch": 0, "best_wer": math.inf, "best_per": math.inf, "best_epoch": 0, "bad_epochs": 0,
              "history": []}
     model = None
-    if resume and (out / STATE_FILE).is_file() and (out / LAST_FILE).is_file():
-        state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    found = resumable_state(out) if resume else None
+    if found is not None:
+        state, checkpoint = found
         vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
         data = dataclasses.replace(data, source_vocab=Vocabulary(vocab["source"]),
                                    target_vocab=Vocabulary(vocab["target"]))
-        model = keras.saving.load_model(out / LAST_FILE, compile=True)
-        log(f"resuming from {out / LAST_FILE} after epoch {state['epoch']} (best dev WER {state['best_wer']:.2f}%)")
+        model = keras.saving.load_model(checkpoint, compile=True)
+        log(f"resuming from {checkpoint} after epoch {state['epoch']} (best dev WER {state['best_wer']:.2f}%)")
     transducer = Transducer(config=config, source_vocab=data.source_vocab, target_vocab=data.target_vocab,
                             model=model)
     if model is None:

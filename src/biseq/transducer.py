@@ -36,9 +36,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fsync(path: str) -> None:
+    """Flush ``path`` to the disk: what ``os.replace`` makes visible is complete even after a power cut."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def atomic_save_model(model: keras.Model, path: Path) -> None:
@@ -48,10 +60,40 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
     os.close(fd)
     try:
         model.save(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+
+
+def load_keras_file(path: Path) -> keras.Model:
+    """A biseq ``.keras`` file, loaded in Keras's safe mode; nothing in it is executed.
+
+    Refused with :class:`ModelDirError` naming the file: not a zip archive, members other than
+    Keras's own three (a pickle, say), a model that is not a biseq ``Seq2Seq``, a layer Keras's
+    safe mode refuses (``Lambda``), or weights that do not fit the architecture.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            config = json.loads(archive.read("config.json")) if "config.json" in names else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelDirError(f"{path}: not a readable .keras file ({err}); truncated or not a model") from None
+    foreign = [n for n in names if n not in KERAS_MEMBERS and not n.startswith("assets/")]
+    if foreign or config is None:
+        what = f"unexpected member(s) {foreign}" if foreign else "no config.json inside"
+        raise ModelDirError(f"{path}: refused, {what}: a biseq model file holds only {', '.join(KERAS_MEMBERS)}")
+    if not isinstance(config, dict) or config.get("class_name") != "Seq2Seq":
+        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise ModelDirError(f"{path}: refused, it holds a {found!r} model, not a biseq Seq2Seq")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any failure to rebuild a foreign or damaged file is the file's
+        raise ModelDirError(f"{path}: cannot be loaded ({type(err).__name__}: {str(err)[:300]})") from None
 
 
 def vocabulary_case(vocab: Vocabulary) -> str:
@@ -365,14 +407,27 @@ class Transducer:
             vocab = json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelDirError(f"{directory}: config.json or vocab.json is not valid JSON ({err})") from None
+        if not (isinstance(vocab, dict) and all(isinstance(vocab.get(k), list) and all(isinstance(t, str)
+                                                for t in vocab[k]) for k in ("source", "target"))):
+            raise ModelDirError(f"{directory / VOCAB_FILE}: expected {{\"source\": [symbols], \"target\": [symbols]}}")
         if weights == WEIGHTS_FILE:
             transducer = cls(config=config, source_vocab=Vocabulary(vocab["source"]),
                              target_vocab=Vocabulary(vocab["target"]))
             transducer._read_weights(directory / WEIGHTS_FILE)
             return transducer
-        model = keras.saving.load_model(directory / MODEL_FILE, compile=False)
-        return cls(config=config, source_vocab=Vocabulary(vocab["source"]),
-                   target_vocab=Vocabulary(vocab["target"]), model=model)
+        model = load_keras_file(directory / MODEL_FILE)
+        transducer = cls(config=config, source_vocab=Vocabulary(vocab["source"]),
+                         target_vocab=Vocabulary(vocab["target"]), model=model)
+        transducer._check_sizes(directory)
+        return transducer
+
+    def _check_sizes(self, directory: Path) -> None:
+        """The network's vocabulary sizes are those of ``vocab.json``."""
+        sizes = (self.model.source_vocab_size, self.model.target_vocab_size)
+        if sizes != (len(self.source_vocab), len(self.target_vocab)):
+            raise ModelDirError(f"{directory / VOCAB_FILE}: {len(self.source_vocab)} source / {len(self.target_vocab)} "
+                                f"target symbols, but {directory / MODEL_FILE} was trained with {sizes[0]} / "
+                                f"{sizes[1]}: the files come from different runs")
 
     def _read_weights(self, path: Path) -> None:
         """Set the model's weights from a :data:`WEIGHTS_FILE` (``np.load`` without pickle)."""

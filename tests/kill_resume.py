@@ -1,0 +1,124 @@
+"""Kill a training run with SIGKILL at random moments, resume it each time, compare with one uninterrupted run.
+
+Usage (the long run; CI runs 5 kills in tests/test_reliability.py):
+    python -m tests.kill_resume --kills 20 [--seed 0] [--json runs/kill_resume.json]
+
+After every kill the run directory is checked: every ``.keras`` file is a complete zip archive,
+``state.json`` parses and names a checkpoint that is there, ``model.keras`` (once written) opens,
+and no temporary file is left visible under a final name. At the end the resumed run's weights
+fingerprint (``biseq info``) must equal the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+from tests.conftest import reversal_lines
+
+ENV = {**os.environ, "KERAS_BACKEND": "jax"}
+TRAIN = ["--source-split", "char", "--epochs", "6", "--encoder-units", "16", "--decoder-units", "32",
+         "--keep-checkpoints", "2", "--quiet", "--show", "0"]
+
+
+def train_command(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "biseq.cli", "train", "--data", str(data), "--out", str(out), "--resume", *TRAIN]
+
+
+def fingerprint(model: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "biseq.cli", "info", "--model", str(model)],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return re.search(r"weights sha256: ([0-9a-f]{64})", result.stdout).group(1)
+
+
+def check_run_directory(out: Path) -> list[str]:
+    """What is wrong with ``out`` after a kill (empty: nothing)."""
+    problems = []
+    for path in out.glob("*.keras"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if archive.testzip() is not None:
+                    problems.append(f"{path.name}: a corrupt member")
+        except zipfile.BadZipFile:
+            problems.append(f"{path.name}: not a complete .keras file")
+    state_path = out / "state.json"
+    if state_path.exists():
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            if not (out / state["checkpoint"]).is_file():
+                problems.append(f"state.json names {state['checkpoint']}, which is missing")
+        except (json.JSONDecodeError, KeyError) as error:
+            problems.append(f"state.json: {error}")
+    for name in ("config.json", "vocab.json", "history.json"):
+        if (out / name).exists():
+            try:
+                json.loads((out / name).read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                problems.append(f"{name}: {error}")
+    return problems
+
+
+def run(root: Path, *, kills: int, seed: int = 0, log=print) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    data = root / "rev.tsv"
+    data.write_text("\n".join(reversal_lines(150)) + "\n", encoding="utf-8")
+    started = time.perf_counter()
+    whole = subprocess.run(train_command(data, root / "whole"), capture_output=True, text=True, env=ENV,
+                           timeout=1200)
+    assert whole.returncode == 0, whole.stderr
+    duration = time.perf_counter() - started
+    reference = fingerprint(root / "whole")
+    rng = random.Random(seed)
+    out = root / "killed"
+    survived, problems, resumed_epochs = 0, [], []
+    for k in range(kills):
+        process = subprocess.Popen(train_command(data, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=ENV)
+        moment = rng.uniform(0.5, duration)
+        try:
+            process.wait(moment)  # it may finish first: then it is not killed
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            survived += 1
+        found = check_run_directory(out)
+        problems += [f"kill {k + 1} at {moment:.1f}s: {p}" for p in found]
+        state = out / "state.json"
+        resumed_epochs.append(json.loads(state.read_text())["epoch"] if state.exists() else 0)
+        log(f"kill {k + 1}: at {moment:.1f}s, after epoch {resumed_epochs[-1]}; problems: {found or 'none'}")
+    final = subprocess.run(train_command(data, out), capture_output=True, text=True, env=ENV, timeout=1200)
+    assert final.returncode == 0, final.stderr
+    resumed = fingerprint(out)
+    return {"kills": survived, "attempts": kills, "problems": problems, "epochs_at_kills": resumed_epochs,
+            "uninterrupted_seconds": round(duration, 1), "fingerprint_uninterrupted": reference,
+            "fingerprint_resumed": resumed, "same": resumed == reference}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", default="runs/kill_resume")
+    parser.add_argument("--json", default="runs/kill_resume.json")
+    args = parser.parse_args()
+    import shutil
+
+    shutil.rmtree(args.dir, ignore_errors=True)
+    result = run(Path(args.dir), kills=args.kills, seed=args.seed)
+    Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print(json.dumps(result, indent=1))
+    sys.exit(0 if result["same"] and not result["problems"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Reliability: SIGKILL at random moments and resume gives the same model; damaged or foreign model files refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from tests.kill_resume import ENV, run
+
+
+def test_killed_five_times_and_resumed_gives_the_uninterrupted_model(tmp_path):
+    result = run(tmp_path, kills=5, seed=1, log=lambda _: None)
+    assert result["problems"] == []
+    assert result["kills"] >= 3  # most attempts really killed a running process
+    assert result["same"], (result["fingerprint_uninterrupted"], result["fingerprint_resumed"])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    from biseq.config import Config
+    from biseq.transducer import Transducer
+    from biseq.vocabulary import SPECIALS, Vocabulary
+
+    config = Config.from_dict({"model": {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16,
+                                         "attention": "luong"}})
+    t = Transducer(config=config, source_vocab=Vocabulary([*SPECIALS, "a", "b"]),
+                   target_vocab=Vocabulary([*SPECIALS, "A", "B"]))
+    out = tmp_path_factory.mktemp("saved") / "model"
+    t.save(out)
+    return out
+
+
+def damaged(saved, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(saved, copy)
+    return copy
+
+
+def info(path):
+    return subprocess.run([sys.executable, "-m", "biseq.cli", "info", "--model", str(path)], capture_output=True,
+                          text=True, env=ENV, timeout=300)
+
+
+def test_info_prints_a_stable_fingerprint(saved):
+    first, second = info(saved), info(saved)
+    assert first.returncode == 0, first.stderr
+    line = [x for x in first.stdout.splitlines() if x.startswith("weights sha256: ")]
+    assert len(line) == 1 and len(line[0].split()[-1]) == 64 and line == [
+        x for x in second.stdout.splitlines() if x.startswith("weights sha256: ")]
+
+
+def rewrite_zip(path, *, drop=(), add=None, replace=None):
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if n not in drop}
+    members.update(add or {})
+    for name, change in (replace or {}).items():
+        members[name] = change(members[name])
+    path.unlink()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def lambda_config(data: bytes) -> bytes:
+    return json.dumps({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Lambda", "config": {"function": "print"}}]}}).encode()
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (lambda d: (d / "vocab.json").unlink(), "missing vocab.json"),
+    (lambda d: (d / "model.keras").write_bytes((d / "model.keras").read_bytes()[:300]), "not a readable .keras"),
+    (lambda d: rewrite_zip(d / "model.keras", add={"payload.pkl": b"cos\nsystem\n(S'echo hi'\ntR."}),
+     "unexpected member(s) ['payload.pkl']"),
+    (lambda d: rewrite_zip(d / "model.keras", replace={"config.json": lambda_config}), "'Sequential' model"),
+    (lambda d: rewrite_zip(d / "model.keras", drop=("model.weights.h5",)), "cannot be loaded"),
+    (lambda d: (d / "vocab.json").write_text(json.dumps({"source": ["<pad>", "<s>", "</s>", "<unk>", "a", "b", "c"],
+                                                          "target": ["<pad>", "<s>", "</s>", "<unk>", "A", "B"]})),
+     "come from different runs"),
+    (lambda d: (d / "config.json").write_text(json.dumps({"model": {"colour": 1}})), "Unknown key(s) ['colour']"),
+    (lambda d: (d / "vocab.json").write_text("[1, 2]"), 'expected {"source"'),
+])
+def test_damaged_or_foreign_model_directories_are_refused_naming_the_file(saved, tmp_path, tamper, message):
+    copy = damaged(saved, tmp_path)
+    tamper(copy)
+    result = info(copy)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wrong_shapes_in_compact_weights_are_refused(saved, tmp_path):
+    from biseq.transducer import ModelDirError, Transducer
+
+    copy = damaged(saved, tmp_path)
+    Transducer.load(copy).save(copy, weights_dtype="float16")
+    (copy / "model.keras").unlink(missing_ok=True)
+    with np.load(copy / "weights.npz") as arrays:
+        values = {k: arrays[k] for k in arrays.files}
+    values["w000"] = values["w000"][:-1]
+    np.savez(copy / "weights.npz", **values)
+    with pytest.raises(ModelDirError, match=r"weights.npz: array 0 .* has shape"):
+        Transducer.load(copy)
+
+
+def test_a_full_disk_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from biseq.transducer import atomic_write_text
+
+    target = tmp_path / "state.json"
+    target.write_text("old")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_an_output_path_that_cannot_be_a_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    data = tmp_path / "rev.tsv"
+    from tests.conftest import reversal_lines
+
+    data.write_text("\n".join(reversal_lines(40)) + "\n")
+    result = subprocess.run([sys.executable, "-m", "biseq.cli", "train", "--data", str(data), "--source-split", "char",
+                             "--out", str(blocker / "run"), "--epochs", "1", "--quiet"],
+                            capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert str(blocker) in result.stderr and blocker.read_text() == "x"
