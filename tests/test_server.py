@@ -171,6 +171,7 @@ def test_attention_rows_are_distributions(client):
 
 @pytest.mark.parametrize(("body", "status", "message"), [
     (b'{"words": ["hello"', 422, "not valid JSON"),
+    (b'\x80', 422, "not valid JSON"),
     (b'{"words": "hello"}', 422, "words: Input should be a valid list"),
     (b'{"words": ["a"], "colour": 1}', 422, "colour: Extra inputs are not permitted"),
     (b'{"words": ["a"], "text": "a"}', 422, "exactly one of"),

@@ -250,6 +250,9 @@ class Config:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"Cannot read config file {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") \
+                from None
         try:
             raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:

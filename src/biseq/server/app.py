@@ -190,6 +190,8 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
+        if error.status_code == 400:  # FastAPI's answer to a body it cannot even decode (not UTF-8)
+            return _error(422, f"the body is not valid JSON ({error.detail})")
         return _error(error.status_code, str(error.detail))
 
     @app.exception_handler(_BodyTooLarge)
