@@ -26,12 +26,13 @@ from pathlib import Path
 from tests.conftest import reversal_lines
 
 ENV = {**os.environ, "KERAS_BACKEND": "jax"}
-TRAIN = ["--source-split", "char", "--epochs", "6", "--encoder-units", "16", "--decoder-units", "32",
+TRAIN = ["--source-split", "char", "--encoder-units", "16", "--decoder-units", "32",
          "--keep-checkpoints", "2", "--quiet", "--show", "0"]
 
 
-def train_command(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "biseq.cli", "train", "--data", str(data), "--out", str(out), "--resume", *TRAIN]
+def train_command(data: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "biseq.cli", "train", "--data", str(data), "--out", str(out), "--resume",
+            "--epochs", str(epochs), *TRAIN]
 
 
 def fingerprint(model: Path) -> str:
@@ -72,34 +73,42 @@ def run(root: Path, *, kills: int, seed: int = 0, log=print) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     data = root / "rev.tsv"
     data.write_text("\n".join(reversal_lines(150)) + "\n", encoding="utf-8")
+    epochs = max(4, kills // 2 + 2)  # each attempt trains about half an epoch before its kill
     started = time.perf_counter()
-    whole = subprocess.run(train_command(data, root / "whole"), capture_output=True, text=True, env=ENV,
+    whole = subprocess.run(train_command(data, root / "whole", epochs), capture_output=True, text=True, env=ENV,
                            timeout=1200)
     assert whole.returncode == 0, whole.stderr
     duration = time.perf_counter() - started
     reference = fingerprint(root / "whole")
+    epoch_seconds = sum(h["seconds"] for h in json.loads((root / "whole" / "history.json").read_text()))
+    startup = max(duration - epoch_seconds, 0.5)  # imports, data, compilation: before the first epoch ends
+    per_epoch = epoch_seconds / epochs
     rng = random.Random(seed)
     out = root / "killed"
-    survived, problems, resumed_epochs = 0, [], []
+    survived, problems, resumed_epochs, mid_training = 0, [], [], 0
     for k in range(kills):
-        process = subprocess.Popen(train_command(data, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env=ENV)
-        moment = rng.uniform(0.5, duration)
+        before = json.loads((out / "state.json").read_text())["epoch"] if (out / "state.json").exists() else 0
+        process = subprocess.Popen(train_command(data, out, epochs), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=ENV)
+        # anywhere from late start-up to well into the first epoch: start-up, mid-epoch, checkpoint writes
+        moment = rng.uniform(0.7 * startup, startup + 1.5 * per_epoch)
         try:
             process.wait(moment)  # it may finish first: then it is not killed
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
             survived += 1
+            mid_training += before < epochs
         found = check_run_directory(out)
         problems += [f"kill {k + 1} at {moment:.1f}s: {p}" for p in found]
         state = out / "state.json"
         resumed_epochs.append(json.loads(state.read_text())["epoch"] if state.exists() else 0)
         log(f"kill {k + 1}: at {moment:.1f}s, after epoch {resumed_epochs[-1]}; problems: {found or 'none'}")
-    final = subprocess.run(train_command(data, out), capture_output=True, text=True, env=ENV, timeout=1200)
+    final = subprocess.run(train_command(data, out, epochs), capture_output=True, text=True, env=ENV, timeout=1200)
     assert final.returncode == 0, final.stderr
     resumed = fingerprint(out)
-    return {"kills": survived, "attempts": kills, "problems": problems, "epochs_at_kills": resumed_epochs,
+    return {"kills": survived, "kills_before_the_last_epoch": mid_training, "epochs": epochs,
+            "attempts": kills, "problems": problems, "epochs_at_kills": resumed_epochs,
             "uninterrupted_seconds": round(duration, 1), "fingerprint_uninterrupted": reference,
             "fingerprint_resumed": resumed, "same": resumed == reference}
 
