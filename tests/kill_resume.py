@@ -45,7 +45,7 @@ def fingerprint(model: Path) -> str:
 def check_run_directory(out: Path) -> list[str]:
     """What is wrong with ``out`` after a kill (empty: nothing)."""
     problems = []
-    for path in out.glob("*.keras"):
+    for path in out.glob("[!.]*.keras"):  # a dot name is a temporary file, never read, removed on resume
         try:
             with zipfile.ZipFile(path) as archive:
                 if archive.testzip() is not None:

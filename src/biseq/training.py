@@ -354,6 +354,9 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
              "history": []}
     model = None
     found = resumable_state(out) if resume else None
+    if resume and out.is_dir():  # half-written temporary files of a killed session: never read, removed
+        for stale in [*out.glob(".last-*.keras"), *out.glob(".*.tmp")]:
+            stale.unlink(missing_ok=True)
     if found is not None:
         state, checkpoint = found
         vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
