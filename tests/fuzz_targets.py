@@ -7,6 +7,7 @@ CI runs a short profile (tests/test_fuzz.py). The long run, with its count writt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -24,55 +25,51 @@ BYTES = st.one_of(st.binary(max_size=3000), TEXT.map(lambda t: t.encode("utf-8",
                   TEXT.map(lambda t: b"\xef\xbb\xbf" + t.encode("utf-8", "surrogatepass")))
 
 
-def _file(data: bytes, suffix: str) -> Path:
+@contextlib.contextmanager
+def _file(data: bytes, suffix: str):
+    """``data`` in a temporary file, removed afterwards."""
     fd, name = tempfile.mkstemp(suffix=suffix)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    return Path(name)
+    try:
+        yield Path(name)
+    finally:
+        os.unlink(name)
 
 
 def corpus_reader(data: bytes) -> None:
     from biseq.config import DataConfig
     from biseq.corpus import DataError, read_corpus
 
-    path = _file(data, ".tsv")
-    try:
+    with _file(data, ".tsv") as path:
         for fmt in ("tsv", "cmudict"):
             try:
                 read_corpus(path, config=DataConfig(format=fmt, source_split="char"))
             except DataError:
                 pass
-    finally:
-        path.unlink()
 
 
 def dictionary_reader(data: bytes) -> None:
     from biseq.corpus import DataError
     from biseq.g2p.dictionary import PronouncingDictionary
 
-    path = _file(data, ".dict")
-    try:
+    with _file(data, ".dict") as path:
         try:
             found = PronouncingDictionary.read(path)
             for word in list(found)[:5]:
                 assert isinstance(found.lookup(word), list)
         except DataError:
             pass
-    finally:
-        path.unlink()
 
 
 def toml_config(data: bytes) -> None:
     from biseq.config import Config, ConfigError
 
-    path = _file(data, ".toml")
-    try:
+    with _file(data, ".toml") as path:
         try:
             Config.load(path)
         except ConfigError:
             pass
-    finally:
-        path.unlink()
 
 
 def vocabulary(symbols: list[str]) -> None:
@@ -94,7 +91,6 @@ def text_normaliser(text: str) -> None:
 
 
 def cli_arguments(argv: list[str]) -> None:
-    import contextlib
     import io
 
     from biseq.cli import _build_parser

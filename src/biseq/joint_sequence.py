@@ -291,10 +291,12 @@ def combine(*, sources: Sequence[Sequence[int]], neural: Sequence[Sequence[Seque
             if ids:
                 flat.append((i, ids, costs.get(ids, floor)))
     neural_logp = np.zeros(len(flat))
-    todo = [n for n, (i, ids, _) in enumerate(flat) if known is None or ids not in known[i]]
+    todo = []
     for n, (i, ids, _) in enumerate(flat):
         if known is not None and ids in known[i]:
             neural_logp[n] = known[i][ids]
+        else:
+            todo.append(n)
     if todo:
         neural_logp[todo] = np.asarray(log_probs([sources[flat[n][0]] for n in todo],
                                                  [list(flat[n][1]) for n in todo]), dtype=np.float64)
