@@ -73,47 +73,78 @@ def check_run_directory(out: Path) -> list[str]:
     return problems
 
 
+def committed_epoch(out: Path) -> int:
+    """The last epoch whose checkpoint ``state.json`` names (0 before the first)."""
+    try:
+        return json.loads((out / "state.json").read_text(encoding="utf-8"))["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def kill_moment(process: subprocess.Popen, out: Path, *, rng: random.Random, startup: float, per_epoch: float,
+                k: int) -> float | None:
+    """Wait for a random moment of the attempt, then SIGKILL it; ``None`` when it finished first.
+
+    Every third attempt dies at a random moment of its start-up or first epoch (imports, compilation,
+    the first batches); the others once they have committed an epoch of their own, at a random moment of
+    the epochs after it (batches, dev scoring, checkpoint writes): so resumes start from many epoch
+    boundaries, not only from the first.
+    """
+    started = time.perf_counter()
+    if k % 3 == 0:
+        delay = rng.uniform(0.5 * startup, startup + 1.5 * per_epoch)
+    else:
+        before = committed_epoch(out)
+        while committed_epoch(out) == before and process.poll() is None:
+            time.sleep(0.01)
+        delay = time.perf_counter() - started + rng.uniform(0, 2 * per_epoch)
+    try:
+        process.wait(max(delay - (time.perf_counter() - started), 0))
+        return None
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return delay
+
+
 def run(root: Path, *, kills: int, seed: int = 0, log=print) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     data = root / "rev.tsv"
-    data.write_text("\n".join(reversal_lines(150)) + "\n", encoding="utf-8")
+    data.write_text("\n".join(reversal_lines(600)) + "\n", encoding="utf-8")
     data.with_name("kill.toml").write_text(CONFIG, encoding="utf-8")
-    epochs = kills + 2  # an attempt finishes at most one epoch before its kill: every kill lands mid-run
+    epochs = 2 * kills + 2  # an attempt commits at most two epochs before its kill: every kill lands mid-run
     started = time.perf_counter()
     whole = subprocess.run(train_command(data, root / "whole", epochs), capture_output=True, text=True, env=ENV,
                            timeout=1200)
     assert whole.returncode == 0, whole.stderr
     duration = time.perf_counter() - started
     reference = fingerprint(root / "whole")
-    epoch_seconds = sum(h["seconds"] for h in json.loads((root / "whole" / "history.json").read_text()))
-    startup = max(duration - epoch_seconds, 0.5)  # imports, data, compilation: before the first epoch ends
-    per_epoch = epoch_seconds / epochs
+    history = json.loads((root / "whole" / "history.json").read_text())
+    # an epoch as the run lives it: batches, dev scoring, checkpoint writes (the first one adds compilation)
+    per_epoch = max(sum(h["seconds"] for h in history[1:]) / max(len(history) - 1, 1), 0.05)
+    startup = max(duration - sum(h["seconds"] for h in history), 0.5)  # imports, data, compilation
     rng = random.Random(seed)
     out = root / "killed"
     survived, problems, resumed_epochs, mid_training = 0, [], [], 0
     for k in range(kills):
-        before = json.loads((out / "state.json").read_text())["epoch"] if (out / "state.json").exists() else 0
+        before = committed_epoch(out)
         process = subprocess.Popen(train_command(data, out, epochs), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, env=ENV)
-        # anywhere from late start-up to well into the first epoch: start-up, mid-epoch, checkpoint writes
-        moment = rng.uniform(0.7 * startup, startup + 1.5 * per_epoch)
-        try:
-            process.wait(moment)  # it may finish first: then it is not killed
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+        moment = kill_moment(process, out, rng=rng, startup=startup, per_epoch=per_epoch, k=k)
+        if moment is not None:
             survived += 1
             mid_training += before < epochs
         found = check_run_directory(out)
-        problems += [f"kill {k + 1} at {moment:.1f}s: {p}" for p in found]
-        state = out / "state.json"
-        resumed_epochs.append(json.loads(state.read_text())["epoch"] if state.exists() else 0)
-        log(f"kill {k + 1}: at {moment:.1f}s, after epoch {resumed_epochs[-1]}; problems: {found or 'none'}")
+        problems += [f"kill {k + 1} at {moment}s: {p}" for p in found]
+        resumed_epochs.append(committed_epoch(out))
+        log(f"kill {k + 1}: at {moment if moment is None else round(moment, 2)}s, after epoch {resumed_epochs[-1]}; "
+            f"problems: {found or 'none'}")
     final = subprocess.run(train_command(data, out, epochs), capture_output=True, text=True, env=ENV, timeout=1200)
     assert final.returncode == 0, final.stderr
     resumed = fingerprint(out)
     return {"kills": survived, "kills_before_the_last_epoch": mid_training, "epochs": epochs,
             "attempts": kills, "problems": problems, "epochs_at_kills": resumed_epochs,
+            "resumed_from_distinct_epochs": len(set(resumed_epochs)),
             "uninterrupted_seconds": round(duration, 1), "fingerprint_uninterrupted": reference,
             "fingerprint_resumed": resumed, "same": resumed == reference}
 

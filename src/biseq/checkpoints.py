@@ -75,6 +75,29 @@ def average_checkpoints(model: keras.Model, paths: Sequence[Path]) -> None:
         variable.assign((summed / len(paths)).astype(variable.dtype))
 
 
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """The state of every random seed generator of ``model`` (dropout masks), in the model's variable order.
+
+    Keras saves weights and optimizer state in a ``.keras`` file but not these: a resumed run restores
+    them with :func:`restore_seed_states` so its dropout masks continue where the killed run stopped.
+    """
+    return [np.asarray(keras.ops.convert_to_numpy(v)).tolist() for v in _seed_variables(model)]
+
+
+def restore_seed_states(model: keras.Model, states: Sequence[Sequence[int]]) -> None:
+    """Set ``model``'s seed generator states to ``states`` (from :func:`seed_states` of the same architecture)."""
+    variables = _seed_variables(model)
+    if len(variables) != len(states):
+        raise CheckpointError(f"the run's state holds {len(states)} random seed states, the model has "
+                              f"{len(variables)}: the checkpoint and state.json come from different models")
+    for variable, value in zip(variables, states, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _seed_variables(model: keras.Model) -> list:
+    return [v for v in model.variables if v.path.rsplit("/", 1)[-1] == "seed_generator_state"]
+
+
 def weights_fingerprint(model: keras.Model) -> str:
     """sha256 over every weight array of ``model`` (float32), by variable path in sorted order.
 

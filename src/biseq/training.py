@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from biseq.batching import Batch, encode_pairs, make_batches, padding_share, reverse_targets
-from biseq.checkpoints import save_epoch_weights
+from biseq.checkpoints import restore_seed_states, save_epoch_weights, seed_states
 from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.ensemble import Ensemble
@@ -264,6 +264,7 @@ class DevMonitor(keras.callbacks.Callback):
         checkpoint = checkpoint_name(epoch + 1)
         atomic_save_model(self.model, self.out / checkpoint)
         self.state["checkpoint"] = checkpoint
+        self.state["seed_states"] = seed_states(self.model)  # dropout's random state: not in the .keras file
         atomic_write_text(self.out / STATE_FILE, json.dumps(self.state, indent=1))
         for old in self.out.glob("last*.keras"):
             if old.name != checkpoint:
@@ -363,6 +364,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         data = dataclasses.replace(data, source_vocab=Vocabulary(vocab["source"]),
                                    target_vocab=Vocabulary(vocab["target"]))
         model = keras.saving.load_model(checkpoint, compile=True)
+        if "seed_states" in state:
+            restore_seed_states(model, state["seed_states"])
         log(f"resuming from {checkpoint} after epoch {state['epoch']} (best dev WER {state['best_wer']:.2f}%)")
     transducer = Transducer(config=config, source_vocab=data.source_vocab, target_vocab=data.target_vocab,
                             model=model)
@@ -393,7 +396,9 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
     elif state["epoch"] < config.train.epochs and not config.train.stops_early(state["bad_epochs"]):
-        transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"],
+        # shuffle=False: the sequence shuffles its own batch order from (seed, epoch); Keras would draw it from
+        # the global NumPy state, which a resumed process does not share with the killed one
+        transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"], shuffle=False,
                              callbacks=[monitor], verbose=verbose)
     best = Transducer.load(out) if state["best_epoch"] else transducer
     dev_scores = evaluate(best, data.dev)[0] if data.dev else None
