@@ -92,7 +92,7 @@ def kill_moment(process: subprocess.Popen, out: Path, *, rng: random.Random, sta
     """
     started = time.perf_counter()
     if k % 3 == 0:
-        delay = rng.uniform(0.5 * startup, startup + 1.5 * per_epoch)
+        delay = rng.uniform(0.5 * startup, startup + 2 * per_epoch)
     else:
         before = committed_epoch(out)
         while committed_epoch(out) == before and process.poll() is None:
@@ -114,15 +114,22 @@ def run(root: Path, *, kills: int, seed: int = 0, log=print) -> dict:
     data.with_name("kill.toml").write_text(CONFIG, encoding="utf-8")
     epochs = 2 * kills + 2  # an attempt commits at most two epochs before its kill: every kill lands mid-run
     started = time.perf_counter()
-    whole = subprocess.run(train_command(data, root / "whole", epochs), capture_output=True, text=True, env=ENV,
-                           timeout=1200)
-    assert whole.returncode == 0, whole.stderr
+    errors = (root / "whole.err").open("w")
+    process = subprocess.Popen(train_command(data, root / "whole", epochs), stdout=subprocess.DEVNULL,
+                               stderr=errors, env=ENV)
+    commits = []  # when each epoch's checkpoint was committed, from the start of the process
+    while process.poll() is None:
+        if committed_epoch(root / "whole") > len(commits):
+            commits.append(time.perf_counter() - started)
+        time.sleep(0.005)
+    errors.close()
+    assert process.returncode == 0, (root / "whole.err").read_text()
     duration = time.perf_counter() - started
     reference = fingerprint(root / "whole")
-    history = json.loads((root / "whole" / "history.json").read_text())
-    # an epoch as the run lives it: batches, dev scoring, checkpoint writes (the first one adds compilation)
-    per_epoch = max(sum(h["seconds"] for h in history[1:]) / max(len(history) - 1, 1), 0.05)
-    startup = max(duration - sum(h["seconds"] for h in history), 0.5)  # imports, data, compilation
+    # start-up: imports, data, compilation and the first epoch; then an epoch as the run lives it
+    # (batches, dev scoring, checkpoint writes)
+    startup = commits[0] if commits else duration
+    per_epoch = max((commits[-1] - commits[0]) / max(len(commits) - 1, 1), 0.05) if commits else 0.5
     rng = random.Random(seed)
     out = root / "killed"
     survived, problems, resumed_epochs, mid_training = 0, [], [], 0

@@ -31,6 +31,7 @@ class UsageError(Exception):
 
 _USER_ERRORS = {"biseq.checkpoints": "CheckpointError", "biseq.config": "ConfigError", "biseq.corpus": "DataError",
                 "biseq.ensemble": "EnsembleError", "biseq.joint_sequence": "JointSequenceError",
+                "biseq.parallel": "ParallelError",
                 "biseq.routing": "BridgeError", "biseq.search": "LeakyDecodingError",
                 "biseq.training": "RunExistsError", "biseq.transducer": "ModelDirError",
                 "biseq.g2p.system": "SystemDirError", "biseq.g2p.api": "G2PError",
@@ -86,6 +87,12 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--layers", type=int, help="encoder and decoder layers")
     tr.add_argument("--show", type=int, default=10, help="held-out predictions to print")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    dp = tr.add_argument_group("data-parallel training (the same global batch, split by rows)")
+    dp.add_argument("--devices", type=int,
+                    help="local JAX devices per process (default: all local accelerators, or one CPU)")
+    dp.add_argument("--num-processes", type=int, default=1, help="processes in the run (jax.distributed)")
+    dp.add_argument("--process-id", type=int, default=0, help="this process, 0..P-1; 0 writes checkpoints and logs")
+    dp.add_argument("--coordinator", default="", help="HOST:PORT where process 0 listens, the same for all")
 
     pr = sub.add_parser("predict", help="pronounce words (default: the bundled English system), or decode inputs "
                                         "with any model", description=PREDICT_HELP,
@@ -289,16 +296,28 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from biseq.training import train
+    from biseq.parallel import Parallelism, setup
 
     config = _train_config(args)
+    parallelism = Parallelism(devices=args.devices, num_processes=args.num_processes, process_id=args.process_id,
+                              coordinator=args.coordinator)
+    shard = setup(parallelism, batch_size=config.train.batch_size)  # before any model: JAX joins the processes
+    from biseq.training import train
+
     out = args.out or DEFAULT_OUT
+    if not shard.writes:
+        train(config, out=out, resume=args.resume, verbose=0, log=lambda _: None, shard=shard)
+        print(f"biseq train: process {shard.index} of {shard.count} done; process 0 wrote the model to {out}/")
+        return 0
     source = config.data.path or (
         "the embedded CMU Pronouncing Dictionary" + (" (stress stripped)" if config.data.strip_stress else ""))
     limit = config.train.time_limit_minutes
     print(f"biseq train: {source} -> {out}" + (f" (time limit {limit:g} min; --time-limit 0 for none)"
                                                 if limit else ""))
-    result = train(config, out=out, resume=args.resume, verbose=0 if args.quiet else 2)
+    if shard.devices > 1:
+        print(f"data-parallel over {shard.devices} devices ({shard.count} process(es)), global batch "
+              f"{config.train.batch_size}")
+    result = train(config, out=out, resume=args.resume, verbose=0 if args.quiet else 2, shard=shard)
     print()
     if result.dev:
         print(f"dev  (held out): {result.dev}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ from biseq.config import Config
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
+from biseq.parallel import ONE_PROCESS, Shard, agree, teardown
 from biseq.schedule import TrainingClock, cosine_rate
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
@@ -67,13 +70,15 @@ class BatchSequence(keras.utils.PyDataset):
     Items are ``(inputs, targets, sample weights)`` for ``model.fit``: autoregressive
     ``((source, decoder_input), target, weight)``; twin adds the right-to-left input, target
     and weight; masked gives ``((source, masked_target), (target, length), (mask weight, row weight))``.
+    With ``rows`` every array is cut to those rows of the batch: one process's part of a global batch.
     """
 
     def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
-                 objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0) -> None:
+                 objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0,
+                 rows: slice | None = None) -> None:
         super().__init__()
         self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, epoch
-        self.objective, self.mask_id = objective, mask_id
+        self.objective, self.mask_id, self.rows = objective, mask_id, rows
         self.batches: list[Batch] = []
         self._shuffle()
 
@@ -85,6 +90,16 @@ class BatchSequence(keras.utils.PyDataset):
         return len(self.batches)
 
     def __getitem__(self, index: int):
+        item = self._item(index)
+        if self.rows is None:
+            return item
+
+        def cut(x):
+            return tuple(cut(y) for y in x) if isinstance(x, tuple) else x[self.rows]
+
+        return cut(item)
+
+    def _item(self, index: int):
         b = self.batches[index]
         if self.objective == "twin":
             r = reverse_targets(b)
@@ -187,9 +202,11 @@ class DevMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, *, transducer: Transducer, dev: Sequence[Entry], out: Path, state: dict,
-                 started: float, pairs_per_batch: float, log: Callable[[str], None]) -> None:
+                 started: float, pairs_per_batch: float, log: Callable[[str], None],
+                 shard: Shard = ONE_PROCESS) -> None:
         super().__init__()
         self.transducer, self.dev, self.out, self.state, self.log = transducer, dev, out, state, log
+        self.shard = shard
         self.pairs_per_batch, self.batches = pairs_per_batch, 0
         self.train_cfg = transducer.config.train
         self.budget = 60 * self.train_cfg.time_limit_minutes
@@ -204,8 +221,13 @@ class DevMonitor(keras.callbacks.Callback):
         return self.clock.elapsed(time.time())
 
     def time_spent(self) -> bool:
-        """Whether the run's time limit (over all its sessions) is used up; never without a limit."""
-        return self.deadline is not None and time.time() > self.deadline
+        """Whether the run's time limit (over all its sessions) is used up; never without a limit.
+
+        With several processes, process 0's clock decides for all of them.
+        """
+        if self.deadline is None:
+            return False
+        return agree(time.time() > self.deadline, self.shard)
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch_started, self.batches = time.time(), 0
@@ -216,7 +238,8 @@ class DevMonitor(keras.callbacks.Callback):
                 progress = self.clock.progress(self.epoch_started, ahead=self.clock.epoch_seconds() / 2)
             else:
                 progress = (epoch + 0.5) / tc.epochs
-            rate = cosine_rate(progress, base=tc.learning_rate, final_fraction=tc.final_lr_fraction)
+            rate = agree(cosine_rate(progress, base=tc.learning_rate, final_fraction=tc.final_lr_fraction),
+                         self.shard)
             self.model.optimizer.learning_rate.assign(rate)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
@@ -335,8 +358,14 @@ class TrainResult:
 
 
 def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int = 1,
-          log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``config`` into ``out``; with ``resume`` continue from ``out/last.keras``.
+          log: Callable[[str], None] = print, shard: Shard = ONE_PROCESS) -> TrainResult:
+    """Train ``config`` into ``out``; with ``resume`` continue from the checkpoint ``state.json`` names.
+
+    ``shard``: this process's part of a data-parallel run (:func:`biseq.parallel.setup` has set the
+    distribution): it feeds its rows of every batch. Only process 0 writes to ``out`` and scores the
+    final model; the others write the same files to a scratch directory, removed at the end (every
+    process must make the same JAX calls, saving included), and return no scores. All of them read
+    ``out`` to resume: several hosts need it on a shared filesystem.
 
     Returns the best model (by dev WER) and its dev and test scores.
     """
@@ -355,7 +384,7 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
              "history": []}
     model = None
     found = resumable_state(out) if resume else None
-    if resume and out.is_dir():  # half-written temporary files of a killed session: never read, removed
+    if resume and shard.writes and out.is_dir():  # a killed session's half-written temporary files: removed
         for stale in [*out.glob(".last-*.keras"), *out.glob(".*.tmp")]:
             stale.unlink(missing_ok=True)
     if found is not None:
@@ -369,9 +398,10 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         log(f"resuming from {checkpoint} after epoch {state['epoch']} (best dev WER {state['best_wer']:.2f}%)")
     transducer = Transducer(config=config, source_vocab=data.source_vocab, target_vocab=data.target_vocab,
                             model=model)
+    written = out if shard.writes else Path(tempfile.mkdtemp(prefix=f"biseq-process-{shard.index}-"))
     if model is None:
-        out.mkdir(parents=True, exist_ok=True)
-        transducer.save(out)  # vocabularies and config now; the weights are replaced by the best epoch
+        written.mkdir(parents=True, exist_ok=True)
+        transducer.save(written)  # vocabularies and config now; the weights are replaced by the best epoch
         tc = config.train
         two_outputs = transducer.model.objective in ("twin", "masked")
         loss = MaskedCrossEntropy(label_smoothing=tc.label_smoothing)
@@ -386,12 +416,13 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed,
                              objective=transducer.model.objective,
                              mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1,
-                             epoch=state["epoch"])
+                             epoch=state["epoch"],
+                             rows=shard.rows(config.train.batch_size) if shard.count > 1 else None)
     log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
         f"{padding_share(sequence.batches):.1f}% padding")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
-    monitor = DevMonitor(transducer=transducer, dev=dev, out=out, state=state, started=started,
-                         pairs_per_batch=len(pairs) / len(sequence), log=log)
+    monitor = DevMonitor(transducer=transducer, dev=dev, out=written, state=state, started=started,
+                         pairs_per_batch=len(pairs) / len(sequence), log=log, shard=shard)
     if monitor.time_spent():
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")
@@ -400,7 +431,17 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         # the global NumPy state, which a resumed process does not share with the killed one
         transducer.model.fit(sequence, epochs=config.train.epochs, initial_epoch=state["epoch"], shuffle=False,
                              callbacks=[monitor], verbose=verbose)
-    best = Transducer.load(out) if state["best_epoch"] else transducer
+    if shard.devices > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("biseq: training done")  # process 0 has written the last checkpoint
+        teardown()
+        if not shard.writes:
+            shutil.rmtree(written, ignore_errors=True)
+            return TrainResult(transducer=transducer, dev=None, test=None, test_entries=[], test_hypotheses=[],
+                               seconds=time.time() - started)
+    # reloaded off the mesh after a data-parallel run: the final scoring runs on this process alone
+    best = Transducer.load(out) if state["best_epoch"] or shard.devices > 1 else transducer
     dev_scores = evaluate(best, data.dev)[0] if data.dev else None
     test_scores, test_hyps = evaluate(best, data.test) if data.test else (None, [])
     return TrainResult(transducer=best, dev=dev_scores, test=test_scores, test_entries=data.test,
