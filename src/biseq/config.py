@@ -76,7 +76,9 @@ class DataConfig(_Section):
     ``path`` empty means the embedded CMU Pronouncing Dictionary. ``format`` is
     ``cmudict`` (``word PH1 PH2``, alternates as ``word(2)``) or ``tsv``
     (``source<TAB>target``). Splits are by a seeded hash of the source, so one
-    source string is never in two splits.
+    source string is never in two splits. ``streaming``: read the training file a
+    chunk of ``chunk_lines`` lines at a time, for files larger than memory
+    (see :mod:`biseq.streaming`).
     """
 
     section = "data"
@@ -92,8 +94,12 @@ class DataConfig(_Section):
     split_seed: int = 13
     max_source_length: int = 64
     max_target_length: int = 64
+    streaming: bool = False
+    chunk_lines: int = 100_000
 
     def validate(self) -> None:
+        if self.chunk_lines < 1:
+            raise ConfigError(f"data.chunk_lines must be at least 1. Received: {self.chunk_lines}")
         if not 0 <= self.dev_fraction < 1 or not 0 <= self.test_fraction < 1:
             raise ConfigError(
                 "data.dev_fraction and data.test_fraction must be in [0, 1). "

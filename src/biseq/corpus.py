@@ -68,14 +68,14 @@ def _open_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
 
 
-def parse_cmudict(lines: Sequence[str], *, name: str, strip_stress: bool = True) -> list[Entry]:
+def parse_cmudict(lines: Sequence[str], *, name: str, strip_stress: bool = True, first_line: int = 1) -> list[Entry]:
     """Parse CMU dictionary lines: ``word PH1 PH2 ...``; ``word(2)`` alternates; ``# comments``.
 
     Source tokens are the characters of the word; targets are the phones, with
-    stress digits removed when ``strip_stress``.
+    stress digits removed when ``strip_stress``. ``first_line``: the file's number of ``lines[0]``.
     """
     pairs = []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
         line = raw.split("#", 1)[0].strip() if not raw.startswith("#") else ""
         if not line:
             continue
@@ -97,10 +97,13 @@ def parse_cmudict(lines: Sequence[str], *, name: str, strip_stress: bool = True)
 
 
 def parse_tsv(lines: Sequence[str], *, name: str, source_split: str = "space",
-              target_split: str = "space", lowercase: bool = False) -> list[Entry]:
-    """Parse ``source<TAB>target`` lines; repeated sources collect several references."""
+              target_split: str = "space", lowercase: bool = False, first_line: int = 1) -> list[Entry]:
+    """Parse ``source<TAB>target`` lines; repeated sources collect several references.
+
+    ``first_line``: the file's number of ``lines[0]`` (error messages name it).
+    """
     pairs = []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         fields = raw.rstrip("\r\n").split("\t")

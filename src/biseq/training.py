@@ -29,6 +29,7 @@ from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
 from biseq.parallel import ONE_PROCESS, Shard, agree, teardown
 from biseq.schedule import TrainingClock, cosine_rate
+from biseq.streaming import ChunkedBatches, Scan, scan, vocabularies
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
@@ -71,23 +72,28 @@ class BatchSequence(keras.utils.PyDataset):
     ``((source, decoder_input), target, weight)``; twin adds the right-to-left input, target
     and weight; masked gives ``((source, masked_target), (target, length), (mask weight, row weight))``.
     With ``rows`` every array is cut to those rows of the batch: one process's part of a global batch.
+    With ``stream`` the batches come a chunk at a time from a file too large for memory, and ``pairs``
+    is not used.
     """
 
     def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
                  objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0,
-                 rows: slice | None = None) -> None:
+                 rows: slice | None = None, stream: ChunkedBatches | None = None) -> None:
         super().__init__()
         self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, epoch
-        self.objective, self.mask_id, self.rows = objective, mask_id, rows
+        self.objective, self.mask_id, self.rows, self.stream = objective, mask_id, rows, stream
         self.batches: list[Batch] = []
         self._shuffle()
 
     def _shuffle(self) -> None:
+        if self.stream is not None:
+            self.stream.set_epoch(self.epoch)
+            return
         self.batches = make_batches(self.pairs, batch_size=self.batch_size,
                                     rng=np.random.default_rng([self.seed, self.epoch]))
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.stream) if self.stream is not None else len(self.batches)
 
     def __getitem__(self, index: int):
         item = self._item(index)
@@ -100,7 +106,7 @@ class BatchSequence(keras.utils.PyDataset):
         return cut(item)
 
     def _item(self, index: int):
-        b = self.batches[index]
+        b = self.stream.batch(index) if self.stream is not None else self.batches[index]
         if self.objective == "twin":
             r = reverse_targets(b)
             return (b.source, b.decoder_input, r.decoder_input), (b.decoder_target, r.decoder_target), (b.weight,
@@ -139,18 +145,31 @@ def mask_targets(batch: Batch, *, mask_id: int, rng: np.random.Generator):
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """Split data and vocabularies."""
+    """Split data and vocabularies; a streamed training file has ``train`` empty and its ``scan``."""
 
     train: list[Entry]
     dev: list[Entry]
     test: list[Entry]
     source_vocab: Vocabulary
     target_vocab: Vocabulary
+    scan: Scan | None = None
 
 
 def prepare(config: Config) -> Prepared:
-    """Read the corpus, split it by seeded hash of the source, drop over-long pairs, build vocabularies."""
+    """Read the corpus, split it by seeded hash of the source, drop over-long pairs, build vocabularies.
+
+    With ``data.streaming`` the training file is scanned once instead (:func:`biseq.streaming.scan`).
+    """
     data = config.data
+    extra = (MASK,) if config.model.resolved_objective == "masked" else ()
+    if data.streaming:
+        if not data.path:
+            raise DataError("data.streaming needs a training file (--data): the embedded dictionary is read whole")
+        found = scan(data.path, config=data, batch_size=config.train.batch_size)
+        source_vocab, target_vocab = vocabularies(found, extra_target=extra)
+        dev = read_corpus(data.dev_path, config=data) if data.dev_path else found.dev
+        return Prepared(train=[], dev=dev, test=found.test, source_vocab=source_vocab, target_vocab=target_vocab,
+                        scan=found)
     entries = load_default_corpus(data)
     parts = split_corpus(entries, data)
     if data.dev_path:
@@ -163,7 +182,6 @@ def prepare(config: Config) -> Prepared:
     if not train:
         raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
     source_vocab = Vocabulary.build(e.source for e in train)
-    extra = (MASK,) if config.model.resolved_objective == "masked" else ()
     target_vocab = Vocabulary.build((t for e in train for t in e.targets), extra=extra)
     return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
                     target_vocab=target_vocab)
@@ -376,7 +394,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
                              "or choose another --out (nothing was overwritten).")
     keras.utils.set_random_seed(config.train.seed)
     data = prepare(config)
-    log(f"data: {len(data.train)} train / {len(data.dev)} dev / {len(data.test)} test sources; "
+    train_count = f"{data.scan.train_pairs} streamed train pairs" if data.scan else f"{len(data.train)} train"
+    log(f"data: {train_count} / {len(data.dev)} dev / {len(data.test)} test sources; "
         f"vocabularies {len(data.source_vocab)} source / {len(data.target_vocab)} target symbols")
     if not data.dev:
         raise DataError("The dev split is empty: set data.dev_fraction above 0 or give data.dev_path.")
@@ -413,16 +432,24 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     for line in transducer.model.routing():
         log(f"  {line}")
     pairs = encode_pairs(data.train, data.source_vocab, data.target_vocab)
-    sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed,
+    stream = None if data.scan is None else ChunkedBatches(
+        data.scan, config=config.data, source_vocab=data.source_vocab, target_vocab=data.target_vocab,
+        batch_size=config.train.batch_size, seed=config.train.seed)
+    sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed, stream=stream,
                              objective=transducer.model.objective,
                              mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1,
                              epoch=state["epoch"],
                              rows=shard.rows(config.train.batch_size) if shard.count > 1 else None)
-    log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
-        f"{padding_share(sequence.batches):.1f}% padding")
+    if stream is None:
+        log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
+            f"{padding_share(sequence.batches):.1f}% padding")
+    else:
+        log(f"training: {data.scan.train_pairs} pairs streamed in {len(sequence)} batches of "
+            f"{config.train.batch_size}, {len(data.scan.chunks)} chunk(s) of {config.data.chunk_lines} lines")
     dev = dev_sample(data.dev, config.train.dev_words, config.train.seed)
     monitor = DevMonitor(transducer=transducer, dev=dev, out=written, state=state, started=started,
-                         pairs_per_batch=len(pairs) / len(sequence), log=log, shard=shard)
+                         pairs_per_batch=(data.scan.train_pairs if stream else len(pairs)) / len(sequence),
+                         log=log, shard=shard)
     if monitor.time_spent():
         log(f"the time limit of {config.train.time_limit_minutes:g} minutes is spent "
             f"({state['elapsed'] / 60:.1f} minutes trained): give a larger --time-limit to train further")

@@ -25,7 +25,12 @@ class Vocabulary:
     @classmethod
     def build(cls, sequences: Iterable[Sequence[str]], *, extra: Sequence[str] = ()) -> Vocabulary:
         """Build from token sequences: the specials, ``extra`` (e.g. ``<mask>``), then most frequent first."""
-        counts = Counter(token for seq in sequences for token in seq)
+        return cls.from_counts(Counter(token for seq in sequences for token in seq), extra=extra)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, *, extra: Sequence[str] = ()) -> Vocabulary:
+        """As :meth:`build`, from symbol counts already made (a streamed file's one pass)."""
+        counts = Counter(counts)
         for special in (*SPECIALS, *extra):
             counts.pop(special, None)
         ordered = sorted(counts, key=lambda s: (-counts[s], s))
