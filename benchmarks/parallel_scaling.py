@@ -82,19 +82,16 @@ def main() -> None:
     result["two_cpu_devices_over_one_ratio"] = round(result["pairs_per_second"]["two_cpu_devices"] / one, 2)
     result["two_processes_over_one_ratio"] = round(result["pairs_per_second"]["two_processes"] / one, 2)
 
-    import keras  # noqa: F401  (after the runs: this process needs no devices before)
+    from biseq.config import Config
     from biseq.transducer import Transducer
+    from biseq.vocabulary import SPECIALS, Vocabulary
 
     params = {}
     for name in ("quick", "main"):
         cfg = Path(f"benchmarks/g2p_cmudict/{name}.toml")
-        from biseq.vocabulary import SPECIALS, Vocabulary
-
         t = Transducer(config=Config.load(cfg), source_vocab=Vocabulary([*SPECIALS, *"abcdefghijklmnopqrstuvwxyz'"]),
                        target_vocab=Vocabulary([*SPECIALS, *(f"P{i}" for i in range(40))]))
         params[name] = t.model.count_params()
-    from biseq.config import Config
-
     cpu_step = Config.load(Path("benchmarks/g2p_cmudict/quick.toml")).train.batch_size / one
     paper = {}
     for name, step in (("quick_cpu_2core", cpu_step), ("main_h100", H100_MAIN_STEP_SECONDS)):
