@@ -54,6 +54,30 @@ def test_teacher_forcing_equals_stepping(attention, input_feeding):
     np.testing.assert_allclose(full2[1], full[1], atol=1e-5)
 
 
+def test_decoder_weights_keep_their_order_paths_and_split():
+    """Saved weights (``weights.npz`` reads them by index) need this order; the step helpers own no weights."""
+    from biseq.cell_steps import cell_weights
+
+    dec = RecurrentDecoder(kind="lstm", units=6, num_layers=2, vocab_size=11, embedding_dim=5, memory_dim=4,
+                           name="decoder")
+    dec.build()
+    assert [(w.path, tuple(w.shape)) for w in dec.weights] == [
+        ("decoder/target_embedding/embeddings", (11, 5)), ("decoder/lstm_cell_1/kernel", (11, 24)),
+        ("decoder/lstm_cell_1/recurrent_kernel", (6, 24)), ("decoder/lstm_cell_1/bias", (24,)),
+        ("decoder/lstm_cell_2/kernel", (6, 24)), ("decoder/lstm_cell_2/recurrent_kernel", (6, 24)),
+        ("decoder/lstm_cell_2/bias", (24,)), ("decoder/attention/key_projection/kernel", (4, 6)),
+        ("decoder/attention_output/kernel", (10, 6)), ("decoder/output_projection/kernel", (6, 11)),
+        ("decoder/output_projection/bias", (11,))]
+    first, second = cell_weights(dec.cells, kind="lstm", embedding_dim=5, feed_size=dec.feed_size)
+    assert tuple(first.kernel.shape) == (5, 24) and tuple(first.feed_kernel.shape) == (6, 24)
+    assert second.feed_kernel is None and first.recurrent_bias is None
+    gru = RecurrentDecoder(kind="gru", units=6, num_layers=1, vocab_size=11, embedding_dim=5, memory_dim=4,
+                           attention="none")
+    gru.build()
+    (only,) = cell_weights(gru.cells, kind="gru", embedding_dim=5, feed_size=gru.feed_size)
+    assert only.feed_kernel is None and tuple(only.input_bias.shape) == tuple(only.recurrent_bias.shape) == (18,)
+
+
 @pytest.mark.parametrize("kind", ["bilstm", "lstm", "bigru", "gru"])
 def test_fused_encoder_equals_keras_layers(kind):
     """The fused scan (both directions, hoisted projections) gives the numbers of Keras's own layers."""

@@ -57,3 +57,15 @@ def test_training_is_reproducible():
     assert loss_a == loss_b
     for a, b in zip(weights_a, weights_b, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_model_dir_names_are_re_exported_and_a_bare_directory_is_refused(tmp_path):
+    import biseq.model_dir
+    import biseq.transducer
+    from biseq.transducer import ModelDirError, Transducer
+
+    for name in ("ModelDirError", "atomic_write_text", "atomic_save_model", "load_keras_file", "MODEL_FILE",
+                 "VOCAB_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "KERAS_MEMBERS"):
+        assert getattr(biseq.transducer, name) is getattr(biseq.model_dir, name)
+    with pytest.raises(ModelDirError, match="missing model.keras, vocab.json, config.json"):
+        Transducer.load(tmp_path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from biseq.cell_steps import cell_weights, gru_step, stack_step
+from biseq.cell_steps import lstm_step as lstm_step  # re-exported: it lived here
 from biseq.recurrence import lstm_scan
 from biseq.routing import directions, state_parts
 
@@ -233,27 +235,6 @@ class Attention(keras.layers.Layer):
         return {**super().get_config(), "kind": self.kind, "units": self.units}
 
 
-def lstm_step(z, c_prev):
-    """Keras LSTM gates from pre-activations ``z [B, 4D]`` (order i, f, g, o)."""
-    i, f, g, o = ops.split(z, 4, axis=-1)
-    c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
-    return ops.sigmoid(o) * ops.tanh(c), c
-
-
-def gru_step(x_proj, h_prev, recurrent_kernel, recurrent_bias, h_recurrent=None):
-    """Keras GRU (``reset_after=True``) from the input projection ``x_proj [B, 3D]``.
-
-    ``h_recurrent``: ``h_prev`` as the recurrent matmul reads it (e.g. after recurrent dropout).
-    """
-    x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
-    inner = ops.matmul(h_prev if h_recurrent is None else h_recurrent, recurrent_kernel) + recurrent_bias
-    r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
-    z = ops.sigmoid(x_z + r_z)
-    r = ops.sigmoid(x_r + r_r)
-    candidate = ops.tanh(x_h + r * r_h)
-    return z * h_prev + (1.0 - z) * candidate
-
-
 @keras.saving.register_keras_serializable(package="biseq")
 class RecurrentDecoder(keras.layers.Layer):
     """Unidirectional autoregressive LSTM/GRU decoder with optional attention and input feeding.
@@ -314,26 +295,13 @@ class RecurrentDecoder(keras.layers.Layer):
 
     # --- pieces shared by teacher forcing and step-wise decoding -------------------------
     def _weights(self):
-        """Per layer ``(input kernel, feed kernel or None, recurrent kernel, input bias, recurrent bias)``."""
-        out = []
-        for i, cell in enumerate(self.cells):
-            kernel = ops.convert_to_tensor(cell.kernel)
-            feed_kernel = None
-            if i == 0 and self.feed_size:
-                kernel, feed_kernel = kernel[: self.embedding_dim], kernel[self.embedding_dim :]
-            bias = ops.convert_to_tensor(cell.bias)
-            if self.kind == "gru":
-                in_bias, rec_bias = bias[0], bias[1]
-            else:
-                in_bias, rec_bias = bias, None
-            out.append((kernel, feed_kernel, ops.convert_to_tensor(cell.recurrent_kernel), in_bias, rec_bias))
-        return out
+        """Per layer :class:`~biseq.cell_steps.CellWeights` (layer 1's kernel split under input feeding)."""
+        return cell_weights(self.cells, kind=self.kind, embedding_dim=self.embedding_dim, feed_size=self.feed_size)
 
     def _project_inputs(self, tokens, weights, training=False):
         """``[..., ]`` token ids -> layer-1 input projection ``[..., 4D or 3D]`` (bias included)."""
         x = self.dropout(self.embedding(tokens), training=training)
-        kernel, _, _, in_bias, _ = weights[0]
-        return ops.matmul(x, kernel) + in_bias
+        return ops.matmul(x, weights[0].kernel) + weights[0].input_bias
 
     def memory_bundle(self, memory, source_mask):
         """Precompute attention keys: returns ``(memory, keys, mask_bias)`` or ``()``."""
@@ -349,32 +317,10 @@ class RecurrentDecoder(keras.layers.Layer):
         return (tuple(tuple(s) for s in layer_states), feed)
 
     def _recur(self, state, x_proj, weights, bundle, recurrent_masks=None):
-        """One time step from the layer-1 input projection ``x_proj [B, 4D]``; returns ``(state, a_t [B, D])``.
-
-        ``recurrent_masks``: per layer ``[B, D]`` (scaled) dropout masks applied to ``h_{t-1}`` where it
-        enters the recurrent matmul, the same at every step (variational dropout); ``None`` for none.
-        """
-        layer_states, feed = state
-        new_states = []
-        inputs = None
-        for i, (kernel, feed_kernel, rec_kernel, in_bias, rec_bias) in enumerate(weights):
-            h_prev = layer_states[i][0]
-            h_rec = h_prev if recurrent_masks is None else h_prev * recurrent_masks[i]
-            if i == 0:
-                proj = x_proj if feed_kernel is None else x_proj + ops.matmul(feed, feed_kernel)
-            else:
-                proj = ops.matmul(inputs, kernel) + in_bias
-            if self.kind == "lstm":
-                h, c = lstm_step(proj + ops.matmul(h_rec, rec_kernel), layer_states[i][1])
-                new_states.append((h, c))
-            else:
-                h = gru_step(proj, h_prev, rec_kernel, rec_bias, h_rec)
-                new_states.append((h,))
-            inputs = h
-        out = inputs
-        if self.feed_size:
-            out = feed = self._attend(inputs[:, None, :], bundle)[:, 0]
-        return (tuple(new_states), feed), out
+        """One time step (:func:`~biseq.cell_steps.stack_step`); returns ``(state, a_t [B, D])``."""
+        feed_attend = (lambda hidden: self._attend(hidden, bundle)) if self.feed_size else None
+        return stack_step(state, x_proj, weights, kind=self.kind, feed_attend=feed_attend,
+                          recurrent_masks=recurrent_masks)
 
     def _attend(self, hidden, bundle):
         """``hidden [B, T, D]`` -> attentional vectors ``tanh(W_c [context; hidden])`` ``[B, T, D]``."""

@@ -1,0 +1,183 @@
+"""A model directory on disk: its files, atomic writes, and the checks made when it is read.
+
+A saved model directory holds ``model.keras`` (weights and architecture), ``vocab.json``
+and ``config.json``: everything needed to load it in a new process. Its compact form holds
+``weights.npz`` (every weight array, by index in the model's weight order) instead of
+``model.keras``; the network is then rebuilt from ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+from biseq.config import Config
+from biseq.model import Seq2Seq  # also registers the biseq layers that load_keras_file rebuilds
+from biseq.vocabulary import Vocabulary
+
+MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
+WEIGHTS_FILE = "weights.npz"  # compact form (save(weights_dtype="float16")): the arrays only, no code, no pickle
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+
+
+class ModelDirError(ValueError):
+    """A model directory is missing or incomplete."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fsync(path: str) -> None:
+    """Flush ``path`` to the disk: what ``os.replace`` makes visible is complete even after a power cut."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def atomic_save_model(model: keras.Model, path: Path) -> None:
+    """``model.save`` to a temporary ``.keras`` file, then ``os.replace`` onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_keras_file(path: Path) -> keras.Model:
+    """A biseq ``.keras`` file, loaded in Keras's safe mode; nothing in it is executed.
+
+    Refused with :class:`ModelDirError` naming the file: not a zip archive, members other than
+    Keras's own three (a pickle, say), a model that is not a biseq ``Seq2Seq``, a layer Keras's
+    safe mode refuses (``Lambda``), or weights that do not fit the architecture.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            config = json.loads(archive.read("config.json")) if "config.json" in names else None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelDirError(f"{path}: not a readable .keras file ({err}); truncated or not a model") from None
+    foreign = [n for n in names if n not in KERAS_MEMBERS and not n.startswith("assets/")]
+    if foreign or config is None:
+        what = f"unexpected member(s) {foreign}" if foreign else "no config.json inside"
+        raise ModelDirError(f"{path}: refused, {what}: a biseq model file holds only {', '.join(KERAS_MEMBERS)}")
+    if not isinstance(config, dict) or config.get("class_name") != "Seq2Seq":
+        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise ModelDirError(f"{path}: refused, it holds a {found!r} model, not a biseq Seq2Seq")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any failure to rebuild a foreign or damaged file is the file's
+        raise ModelDirError(f"{path}: cannot be loaded ({type(err).__name__}: {str(err)[:300]})") from None
+
+
+def write_model_dir(directory: Path, *, config: Config, source_vocab: Vocabulary, target_vocab: Vocabulary,
+                    model: keras.Model, weights_dtype: str = "") -> None:
+    """Write ``model.keras``, ``vocab.json`` and ``config.json``, each atomically.
+
+    ``weights_dtype="float16"`` writes ``weights.npz`` (every weight array in half precision,
+    compressed; half the size, for a model shipped in a package) instead of ``model.keras``:
+    :func:`read_weights` reads the arrays back into a network rebuilt from ``config.json``.
+    """
+    vocab = {"source": source_vocab.to_list(), "target": target_vocab.to_list()}
+    atomic_write_text(directory / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False, indent=1))
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
+    if not weights_dtype:
+        atomic_save_model(model, directory / MODEL_FILE)
+        return
+    arrays = {f"w{i:03d}": np.asarray(w.numpy(), dtype=weights_dtype) for i, w in enumerate(model.weights)}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, directory / WEIGHTS_FILE)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class ModelDirContents(NamedTuple):
+    """What :func:`read_model_dir` found."""
+
+    config: Config
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+    model: Seq2Seq | None  # None: the compact form; build the network from config, then read_weights(WEIGHTS_FILE)
+
+
+def read_model_dir(directory: Path) -> ModelDirContents:
+    """Read a directory written by :func:`write_model_dir` (or by ``biseq train``).
+
+    Raises:
+        ModelDirError: naming the missing, unreadable or mismatched file.
+    """
+    weights = MODEL_FILE if (directory / MODEL_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file() \
+        else WEIGHTS_FILE
+    missing = [n for n in (weights, VOCAB_FILE, CONFIG_FILE) if not (directory / n).is_file()]
+    if missing:
+        raise ModelDirError(
+            f"{directory} is not a biseq model directory: missing {', '.join(missing)} "
+            "(a model directory is what 'biseq train --out DIR' writes)."
+        )
+    try:
+        config = Config.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")),
+                                  where=str(directory / CONFIG_FILE))
+        vocab = json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelDirError(f"{directory}: config.json or vocab.json is not valid JSON ({err})") from None
+    if not (isinstance(vocab, dict) and all(isinstance(vocab.get(k), list) and all(isinstance(t, str)
+                                            for t in vocab[k]) for k in ("source", "target"))):
+        raise ModelDirError(f"{directory / VOCAB_FILE}: expected {{\"source\": [symbols], \"target\": [symbols]}}")
+    if weights == WEIGHTS_FILE:
+        return ModelDirContents(config, Vocabulary(vocab["source"]), Vocabulary(vocab["target"]), None)
+    model = load_keras_file(directory / MODEL_FILE)
+    source_vocab, target_vocab = Vocabulary(vocab["source"]), Vocabulary(vocab["target"])
+    _check_sizes(model, source_vocab, target_vocab, directory)
+    return ModelDirContents(config, source_vocab, target_vocab, model)
+
+
+def _check_sizes(model: keras.Model, source_vocab: Vocabulary, target_vocab: Vocabulary, directory: Path) -> None:
+    """The network's vocabulary sizes are those of ``vocab.json``."""
+    sizes = (model.source_vocab_size, model.target_vocab_size)
+    if sizes != (len(source_vocab), len(target_vocab)):
+        raise ModelDirError(f"{directory / VOCAB_FILE}: {len(source_vocab)} source / {len(target_vocab)} "
+                            f"target symbols, but {directory / MODEL_FILE} was trained with {sizes[0]} / "
+                            f"{sizes[1]}: the files come from different runs")
+
+
+def read_weights(model: keras.Model, path: Path) -> None:
+    """Set ``model``'s weights from a :data:`WEIGHTS_FILE` (``np.load`` without pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            values = [arrays[f"w{i:03d}"] for i in range(len(arrays.files))]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelDirError(f"{path}: not a readable weights file ({err})") from None
+    weights = model.weights
+    if len(values) != len(weights):
+        raise ModelDirError(f"{path}: {len(values)} weight arrays, but config.json's model has {len(weights)}")
+    for i, (w, v) in enumerate(zip(weights, values, strict=True)):
+        if tuple(w.shape) != v.shape:
+            raise ModelDirError(f"{path}: array {i} ({w.path}) has shape {v.shape}, the model expects "
+                                f"{tuple(w.shape)}")
+        w.assign(v.astype(w.dtype))

@@ -1,0 +1,82 @@
+"""Teacher-forced log-probabilities of given outputs under one model: id sequences in, scores out.
+
+:class:`ModelScoring` is the base of :class:`biseq.decoding.ModelDecoding` (and so of
+:class:`biseq.transducer.Transducer`); its compiled scorers are built on first use and kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from biseq.batching import decode_rows, decode_width, reverse_targets, target_batch
+from biseq.model import Seq2Seq
+from biseq.search import OutputScorer, TwinScorer
+
+
+class ModelScoring:
+    """Scores of given outputs under ``model``, a :class:`~biseq.model.Seq2Seq`.
+
+    Sources and outputs are id sequences without ``<s>`` and ``</s>``; ``N`` is their number.
+    """
+
+    def __init__(self, *, model: Seq2Seq) -> None:
+        self.model = model
+        self._scorer: TwinScorer | None = None
+        self._output_scorer: OutputScorer | None = None
+
+    def token_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
+                        batch_size: int = 256) -> list[np.ndarray]:
+        """Teacher-forced ``log p`` of each token of each output (``</s>`` last): ``N`` arrays ``[len + 1]``.
+
+        Left to right (a ``twin`` model's left-to-right decoder). Rows are sorted by length and
+        padded to bucket widths, so a call compiles one forward pass per bucket shape.
+        """
+        if self._output_scorer is None:
+            self._output_scorer = OutputScorer(self.model)
+        result: list[np.ndarray] = [np.zeros(0)] * len(sources)
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk],
+                                 rows=decode_rows(len(chunk), batch_size),
+                                 source_width=decode_width(max(1, *(len(sources[i]) for i in chunk))),
+                                 target_width=decode_width(max(len(outputs[i]) for i in chunk) + 1))
+            logp = np.asarray(self._output_scorer.predict_on_batch(
+                (batch.source, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
+            for row, i in enumerate(chunk):
+                result[i] = logp[row, : len(outputs[i]) + 1]
+        return result
+
+    def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[N]`` teacher-forced ``log p(output | source)``; a ``twin`` model: the mean of its two decoders'."""
+        if not sources:
+            return np.zeros(0)
+        if self.model.objective == "twin":
+            return self.twin_scores(sources, outputs).mean(axis=1)
+        return np.array([t.sum() for t in self.token_log_probs(sources, outputs)])
+
+    def twin_scores(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
+                    batch_size: int = 256) -> np.ndarray:
+        """``[N, 2]`` teacher-forced log-probabilities of ``outputs`` (left to right) under both decoders."""
+        if self._scorer is None:
+            self._scorer = TwinScorer(self.model)
+        result = np.zeros((len(sources), 2), dtype=np.float64)
+        if not sources:
+            return result
+        # one padded shape for the whole call: one compilation, little waste for short sequences
+        s_width = decode_width(max(len(s) for s in sources))
+        t_width = decode_width(max(len(o) for o in outputs) + 1)
+        rows = decode_rows(len(sources), batch_size)
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        for start in range(0, len(order), rows):
+            chunk = order[start : start + rows]
+            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
+                                 source_width=s_width, target_width=t_width)
+            rev = reverse_targets(batch)
+            fwd, bwd = self._scorer.predict_on_batch((batch.source, batch.decoder_input, batch.decoder_target,
+                                                      rev.decoder_input, rev.decoder_target, batch.weight))
+            result[chunk, 0] = np.asarray(fwd)[: len(chunk)]
+            result[chunk, 1] = np.asarray(bwd)[: len(chunk)]
+        return result
