@@ -95,3 +95,20 @@ def test_devices_and_processes_that_do_not_fit_are_clear_errors(data, tmp_path, 
     result = train(data, tmp_path / "run", *args, env=env, epochs=1)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_decoding_over_two_devices_splits_the_rows_and_gives_the_same_answers():
+    placed = subprocess.run([sys.executable, "-c", (
+        "import numpy as np\n"
+        "from biseq.parallel import setup_decoding, spread_rows\n"
+        "setup_decoding(2)\n"
+        "x = spread_rows(np.zeros((4, 3), np.int32))\n"
+        "print(len(x.sharding.device_set), x.addressable_shards[0].data.shape)\n")],
+        capture_output=True, text=True, env=TWO_CPU_DEVICES, timeout=300)
+    assert placed.stdout.split() == ["2", "(2,", "3)"], placed.stderr
+    words = ["quizzaciously", "brillig", "zorbulent"]
+    answers = [subprocess.run([sys.executable, "-m", "biseq.cli", "predict", "--model-only", "--nbest", "2",
+                               *devices, *words], capture_output=True, text=True, env=TWO_CPU_DEVICES, timeout=300)
+               for devices in ([], ["--devices", "2"])]
+    assert all(a.returncode == 0 for a in answers), answers[1].stderr
+    assert answers[0].stdout == answers[1].stdout and len(answers[0].stdout.splitlines()) == 6

@@ -117,6 +117,8 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     pr.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length ** this")
     _add_joint_arguments(pr, several=False)
+    pr.add_argument("--devices", type=int, default=1,
+                    help="local JAX devices to split each decoding batch over (default 1)")
 
     lx = sub.add_parser("lexicon", help="write a pronunciation dictionary for a word list (MFA, Kaldi, TSV)")
     lx.add_argument("words", help="word list: one word per line (or text: every word of it); - for stdin")
@@ -130,6 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
     lx.add_argument("--no-stress", action="store_true", help="strip stress digits")
     lx.add_argument("--out", help="output file (default: stdout); written atomically")
     lx.add_argument("--quiet", action="store_true", help="no progress bar")
+    lx.add_argument("--devices", type=int, default=1,
+                    help="local JAX devices to split each decoding batch over (default 1)")
 
     ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
     ev.add_argument("--model", action="append", help="system or model directory (default: the bundled English "
@@ -146,6 +150,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--length-candidates", type=int, default=3, help="mask-predict lengths tried (masked)")
     ev.add_argument("--length-penalty", type=float, default=1.0)
     _add_joint_arguments(ev, several=True)
+    ev.add_argument("--devices", type=int, default=1,
+                    help="local JAX devices to split each decoding batch over (default 1)")
 
     jt = sub.add_parser("joint-train", help="train a joint-sequence (Phonetisaurus n-gram) model on a run's "
                                             "training split, to combine with it at decoding (--joint-weight)")
@@ -682,12 +688,24 @@ def _print_model(path: str, transducer) -> None:
               "its right-to-left decoder)")
 
 
+def _decoding_devices(devices: int) -> None:
+    """Split decoding batches over ``devices`` local devices; 1 imports nothing (dictionary words need no JAX)."""
+    from biseq.parallel import ParallelError, setup_decoding
+
+    if devices < 1:
+        raise ParallelError(f"--devices must be at least 1. Received: {devices}")
+    if devices > 1:
+        setup_decoding(devices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
                 "average": cmd_average, "joint-train": cmd_joint_train, "lexicon": cmd_lexicon,
                 "build-system": cmd_build_system, "serve": cmd_serve}
     try:
+        if args.command in ("predict", "lexicon", "evaluate"):
+            _decoding_devices(args.devices)
         return commands[args.command](args)
     except _user_errors() as err:
         print(f"biseq: error: {err}", file=sys.stderr)

@@ -15,6 +15,7 @@ import numpy as np
 from biseq.batching import decode_rows, decode_width, pad_ids
 from biseq.config import Config
 from biseq.model import Seq2Seq
+from biseq.parallel import decoding_devices, spread_rows
 from biseq.scoring import ModelScoring
 from biseq.search import BeamSearch, GreedySearch, MaskPredict
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
@@ -52,13 +53,15 @@ class ModelDecoding(ModelScoring):
     def _batched(self, sources: Sequence[Sequence[int]], run, *, batch_size: int) -> list:
         """Apply ``run(padded [b, S]) -> per-row results`` to length-sorted batches; original order kept."""
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        devices = decoding_devices()
         results: list = [None] * len(sources)
         start = 0
         while start < len(order):
             width = decode_width(max(1, len(sources[order[start]])))
             chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
             rows = decode_rows(len(chunk), batch_size)
-            out = run(pad_ids([sources[i] for i in chunk], width, rows))
+            rows += -rows % devices  # a multiple of the devices the rows are split over
+            out = run(spread_rows(pad_ids([sources[i] for i in chunk], width, rows)))
             for row, i in enumerate(chunk):
                 results[i] = out[row]
             start += len(chunk)

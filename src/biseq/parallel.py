@@ -127,3 +127,40 @@ def agree(value, shard: Shard):
 
     agreed = multihost_utils.broadcast_one_to_all(np.asarray(value))
     return type(value)(np.asarray(agreed).item())
+
+
+def setup_decoding(devices: int) -> None:
+    """Decode on ``devices`` local devices: each batch's rows are split over them (:func:`spread_rows`)."""
+    import jax
+
+    local = jax.local_devices()
+    if devices > len(local):
+        hint = (" (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)"
+                if local[0].platform == "cpu" else "")
+        raise ParallelError(f"--devices {devices}: this process has {len(local)} {local[0].platform} device(s){hint}")
+    if devices > 1:
+        import keras
+
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=local[:devices]))
+
+
+def decoding_devices() -> int:
+    """How many devices a decoding batch is split over (1 without a data-parallel distribution)."""
+    import keras
+
+    distribution = keras.distribution.distribution()
+    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
+
+
+def spread_rows(batch: np.ndarray):
+    """``batch`` ``[B, ...]`` placed with its rows split over the decoding devices, when there are several.
+
+    ``B`` must be a multiple of :func:`decoding_devices` (decoding pads its batches to one).
+    """
+    devices = decoding_devices()
+    if devices == 1:
+        return batch
+    import keras
+
+    distribution = keras.distribution.distribution()
+    return keras.distribution.distribute_tensor(batch, distribution.get_data_layout(batch.shape))
