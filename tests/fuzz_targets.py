@@ -49,6 +49,28 @@ def corpus_reader(data: bytes) -> None:
                 pass
 
 
+def streamed_reader(data: bytes) -> None:
+    """The streaming reader (one pass, then every chunk's batches) on a file cut into 3-line chunks."""
+    from biseq.config import DataConfig
+    from biseq.corpus import DataError
+    from biseq.streaming import ChunkedBatches, scan, vocabularies
+
+    with _file(data, ".tsv") as path:
+        for fmt in ("tsv", "cmudict"):
+            config = DataConfig(path=str(path), format=fmt, source_split="char", streaming=True, chunk_lines=3,
+                                dev_fraction=0.2, test_fraction=0.2)
+            try:
+                found = scan(path, config=config, batch_size=4)
+            except DataError:
+                continue
+            source_vocab, target_vocab = vocabularies(found)
+            batches = ChunkedBatches(found, config=config, source_vocab=source_vocab, target_vocab=target_vocab,
+                                     batch_size=4, seed=0)
+            batches.set_epoch(0)
+            served = sum(int((batches.batch(i).weight[:, 0] > 0).sum()) for i in range(len(batches)))
+            assert served == found.train_pairs, (served, found.train_pairs)
+
+
 def dictionary_reader(data: bytes) -> None:
     from biseq.corpus import DataError
     from biseq.g2p.dictionary import PronouncingDictionary
@@ -152,6 +174,7 @@ JSON_BODIES = st.one_of(
 
 TARGETS = {
     "corpus_reader": (corpus_reader, BYTES),
+    "streamed_reader": (streamed_reader, BYTES),
     "dictionary_reader": (dictionary_reader, BYTES),
     "toml_config": (toml_config, BYTES),
     "vocabulary": (vocabulary, st.lists(TEXT, max_size=20)),

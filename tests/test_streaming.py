@@ -100,3 +100,12 @@ def test_compressed_files_and_the_embedded_dictionary_are_not_streamed(tmp_path)
         scan(gz, config=config(gz), batch_size=8)
     with pytest.raises(DataError, match="needs a training file"):
         prepare(Config(data=DataConfig(streaming=True)))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_word_streamed_or_not(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(reversal_lines(30)).encode() + b"\n")
+    streamed = prepare(Config(data=config(path, dev_fraction=0.0, test_fraction=0.0)))
+    whole = prepare(Config(data=config(path, streaming=False, dev_fraction=0.0, test_fraction=0.0)))
+    assert "\ufeff" not in streamed.source_vocab and "\ufeff" not in whole.source_vocab
+    assert streamed.source_vocab == whole.source_vocab

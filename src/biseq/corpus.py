@@ -57,9 +57,9 @@ def _group(pairs: Iterable[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[Ent
 def _open_lines(path: Path) -> list[str]:
     try:
         if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as f:
+            with gzip.open(path, "rt", encoding="utf-8-sig") as f:
                 return f.read().splitlines()
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a leading BOM is not part of a word
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
