@@ -145,11 +145,19 @@ def setup_decoding(devices: int) -> None:
 
 
 def decoding_devices() -> int:
-    """How many devices a decoding batch is split over (1 without a data-parallel distribution)."""
+    """How many devices a decoding batch is split over: those of a data-parallel distribution over this
+    process's devices; 1 without one, or when it spans processes (training's dev scoring then runs the
+    same decoding in every process, replicated)."""
+    import jax
     import keras
 
     distribution = keras.distribution.distribution()
-    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
+    if distribution is None:
+        return 1
+    devices = distribution.device_mesh.devices.flatten()
+    if any(d.process_index != jax.process_index() for d in devices):
+        return 1
+    return int(devices.size)
 
 
 def spread_rows(batch: np.ndarray):
