@@ -210,7 +210,9 @@ def test_train_flags_become_a_config():
     twin = config("--decoder", "bilstm", "--encoder-units", 64)
     assert (twin.model.resolved_objective, twin.model.decoder_units, twin.model.attention) == ("twin", 64, "luong")
     masked = config("--decoder", "bilstm", "--objective", "masked")
-    assert (masked.model.attention, masked.model.decoder_units) == ("none", 128)
+    assert (masked.model.attention, masked.model.decoder_units) == ("luong", 128)
+    seed = config("--decoder", "bilstm", "--objective", "seed")
+    assert seed.model.attention == "none"
     assert config("--encoder", "lstm").model.decoder_units == 128  # direct bridge: same size
     assert config("--layers", 2).model.decoder_layers == 2
 

@@ -287,8 +287,8 @@ def _train_config(args: argparse.Namespace):
                                ("decoder_units", args.decoder_units)) if v is not None}
     if args.layers is not None:
         model.update(encoder_layers=args.layers, decoder_layers=args.layers)
-    if model.get("objective") in ("masked", "seed") and "attention" not in model:
-        model["attention"] = "none"  # the seed's Bidirectional decoder layer has no attention
+    if model.get("objective") == "seed" and "attention" not in model:
+        model["attention"] = "none"  # the question's model has no attention ("masked" attends to the source)
     if "decoder_units" not in model and model:  # size the decoder for the bridge unless told otherwise
         from biseq.routing import default_bridge, required_decoder_units
 

@@ -169,11 +169,10 @@ class ModelConfig(_Section):
                 f"model.objective={self.objective!r} does not fit decoder={self.decoder!r}; "
                 f"it takes one of {list(objectives)}."
             )
-        if self.resolved_objective in ("masked", "seed") and self.attention != "none":
+        if self.resolved_objective == "seed" and self.attention != "none":
             raise ConfigError(
-                f"model.attention={self.attention!r} is not available with objective="
-                f"{self.resolved_objective!r} (the seed's Bidirectional decoder layer); use attention='none', "
-                "or objective='twin'."
+                f"model.attention={self.attention!r} is not available with objective='seed' (the question's "
+                "model, as it was asked: no attention); use attention='none', or objective='masked' or 'twin'."
             )
 
 

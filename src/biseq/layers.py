@@ -380,18 +380,33 @@ class BidirectionalDecoder(keras.layers.Layer):
     Trained with teacher forcing its backward half reads the target tokens
     after position ``t``; it cannot generate left to right (see ``biseq.search``).
 
+    With ``attention`` (``luong`` or ``bahdanau``) the seed's layers stay as they are and their
+    outputs then attend to the encoder outputs, as Mask-Predict's decoder attends to the source:
+    1. ``x = Bidirectional(...)(embedded input, initial_state=states)`` ``[B, T, 2H]``;
+    2. ``context = attention(x, memory)`` ``[B, T, M]``;
+    3. ``x = tanh(W [x; context])`` ``[B, T, 2H]``, then the output projection.
+
     Call arguments:
         decoder_input: ``[B, T]`` token ids.
         layer_states: one flat Keras-ordered list per layer (``[fwd_h, fwd_c, bwd_h, bwd_c]``).
+        memory: ``[B, S, M]`` encoder outputs (used with attention).
+        memory_mask: ``[B, S]`` bool, True at real source tokens (used with attention).
 
     Returns:
         logits ``[B, T, V]``.
     """
 
     def __init__(self, *, kind: str, units: int, num_layers: int, vocab_size: int, embedding_dim: int,
-                 dropout: float = 0.0, recurrent_dropout: float = 0.0, fused: bool = False, **kwargs) -> None:
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, fused: bool = False, attention: str = "none",
+                 memory_dim: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.kind, self.units, self.num_layers, self.fused = kind, units, num_layers, fused
+        self.attention_kind, self.memory_dim = attention, memory_dim
+        if attention != "none":
+            if memory_dim < 1:
+                raise ValueError(f"attention={attention!r} needs the encoder's output size. Received: {memory_dim}")
+            self.attention = Attention(kind=attention, units=2 * units, name="attention")
+            self.attention_output = keras.layers.Dense(2 * units, activation="tanh", name="attention_output")
         self.recurrent_dropout = recurrent_dropout
         _check_fused(fused, recurrent_dropout)
         self.vocab_size, self.embedding_dim, self.dropout_rate = vocab_size, embedding_dim, dropout
@@ -412,10 +427,13 @@ class BidirectionalDecoder(keras.layers.Layer):
         for layer in self.rnns:
             layer.build((None, None, width))
             width = 2 * self.units
+        if self.attention_kind != "none":
+            self.attention.build(self.memory_dim)
+            self.attention_output.build((None, 2 * self.units + self.memory_dim))
         self.output_projection.build((None, 2 * self.units))
         self.built = True
 
-    def call(self, decoder_input, layer_states, training=False):
+    def call(self, decoder_input, layer_states, memory=None, memory_mask=None, training=False):
         mask = ops.not_equal(decoder_input, 0)
         x = self.dropout(self.embedding(decoder_input), training=training)
         for layer, states in zip(self.rnns, layer_states, strict=True):
@@ -423,12 +441,18 @@ class BidirectionalDecoder(keras.layers.Layer):
                 x = run_directions(layer, x, mask, list(states))[0]
             else:
                 x = layer(x, initial_state=list(states), mask=mask, training=training)
+        if self.attention_kind != "none":
+            x = ops.where(mask[:, :, None], x, 0.0)  # as the layer leaves padding, without its Keras mask
+            bias = ops.where(memory_mask, 0.0, -1e9)
+            context, _ = self.attention(x, memory, self.attention.prepare(memory), bias)
+            x = self.attention_output(ops.concatenate([x, context], axis=-1))
         return self.output_projection(self.dropout(x, training=training))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "kind": self.kind, "units": self.units, "num_layers": self.num_layers,
                 "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "dropout": self.dropout_rate,
-                "recurrent_dropout": self.recurrent_dropout, "fused": self.fused}
+                "recurrent_dropout": self.recurrent_dropout, "fused": self.fused, "attention": self.attention_kind,
+                "memory_dim": self.memory_dim}
 
 
 @keras.saving.register_keras_serializable(package="biseq")

@@ -69,7 +69,7 @@ class Seq2Seq(keras.Model):
         if self.objective == "twin":
             self.decoder = TwinDecoder(**common, **memory)
         elif self.objective in ("masked", "seed"):
-            self.decoder = BidirectionalDecoder(**common)
+            self.decoder = BidirectionalDecoder(**common, attention=c.attention, memory_dim=memory["memory_dim"])
         else:
             self.decoder = RecurrentDecoder(**common, **memory)
         if self.objective == "masked":
@@ -137,9 +137,10 @@ class Seq2Seq(keras.Model):
         encoded = self.encode(source, training=training)
         layer_states = self.initial_decoder_states(encoded)
         if self.objective == "seed":
-            return self.decoder(inputs[1], layer_states, training=training)
+            return self.decoder(inputs[1], layer_states, encoded.memory, encoded.mask, training=training)
         if self.objective == "masked":
-            return self.decoder(inputs[1], layer_states, training=training), self.predict_length(encoded)
+            return (self.decoder(inputs[1], layer_states, encoded.memory, encoded.mask, training=training),
+                    self.predict_length(encoded))
         batch = ops.shape(source)[0]
         if self.objective == "twin":
             bundles = self.decoder.memory_bundle(encoded.memory, encoded.mask)

@@ -304,7 +304,7 @@ class MaskPredict(keras.Model):
     3. ``iterations`` times: predict every masked position at once (the seed's bidirectional
        decoder reads the whole sequence), then re-mask the ``l (T - 1 - i) / T`` least
        confident positions;
-    4. keep the candidate with the highest mean log-probability.
+    4. keep the candidate with the highest mean token log-probability plus its length's log-probability.
 
     Call arguments:
         source: ``[B, S]`` int source ids.
@@ -334,10 +334,11 @@ class MaskPredict(keras.Model):
         classes = ops.arange(LENGTH_CLASSES)
         length_logits = ops.where(((classes < 1) | (classes > out_width))[None, :], NEG,
                                   model.predict_length(encoded))
-        _, lengths = ops.top_k(length_logits, c)  # [B, C]
+        length_logp, lengths = ops.top_k(ops.log_softmax(length_logits, axis=-1), c)  # [B, C] each
         lengths = ops.reshape(ops.cast(lengths, "int32"), (-1,))  # [B*C]
         layer_states = keras.tree.map_structure(lambda x: ops.repeat(x, c, axis=0),
                                                 model.initial_decoder_states(encoded))
+        memory, memory_mask = ops.repeat(encoded.memory, c, axis=0), ops.repeat(encoded.mask, c, axis=0)
         real = ops.arange(out_width, dtype="int32")[None, :] < lengths[:, None]  # [B*C, W]
         tokens = ops.where(real, self.mask_id, PAD_ID)
         log_probs = ops.zeros(ops.shape(tokens))
@@ -346,7 +347,7 @@ class MaskPredict(keras.Model):
 
         def body(i, carry):
             tokens, log_probs = carry
-            logp = ops.log_softmax(model.decoder(tokens, layer_states), axis=-1) + forbidden
+            logp = ops.log_softmax(model.decoder(tokens, layer_states, memory, memory_mask), axis=-1) + forbidden
             chosen = ops.cast(ops.argmax(logp, axis=-1), "int32")
             chosen_logp = ops.max(logp, axis=-1)
             masked = ops.equal(tokens, self.mask_id)
@@ -360,7 +361,8 @@ class MaskPredict(keras.Model):
 
         tokens, log_probs = ops.fori_loop(0, steps, body, (tokens, log_probs))
         mean_logp = ops.sum(ops.where(real, log_probs, 0.0), axis=-1) / ops.cast(lengths, "float32")
-        mean_logp = ops.reshape(mean_logp, (batch, c))
+        # the length's own log-probability too: a wrong length's few tokens can be as confident as the right ones
+        mean_logp = ops.reshape(mean_logp, (batch, c)) + length_logp
         best = ops.argmax(mean_logp, axis=-1)
         tokens = ops.reshape(tokens, (batch, c, out_width))
         chosen = ops.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]
