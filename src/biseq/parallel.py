@@ -88,12 +88,8 @@ def setup(parallelism: Parallelism, *, batch_size: int) -> Shard:
             raise ParallelError(f"process {p.process_id} of {p.num_processes} could not join the run at "
                                 f"{p.coordinator}: {error}") from None
     local = jax.local_devices()
-    platform = local[0].platform
-    devices = p.devices or (1 if platform == "cpu" else len(local))
-    if devices > len(local):
-        hint = (" (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)"
-                if platform == "cpu" else "")
-        raise ParallelError(f"--devices {devices}: this process has {len(local)} {platform} device(s){hint}")
+    devices = p.devices or (1 if local[0].platform == "cpu" else len(local))
+    _check_local(devices)
     total = devices * p.num_processes
     if batch_size % total:
         raise ParallelError(f"train.batch_size {batch_size} does not split over {total} devices "
@@ -133,15 +129,22 @@ def setup_decoding(devices: int) -> None:
     """Decode on ``devices`` local devices: each batch's rows are split over them (:func:`spread_rows`)."""
     import jax
 
+    _check_local(devices)
+    if devices > 1:
+        import keras
+
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.local_devices()[:devices]))
+
+
+def _check_local(devices: int) -> None:
+    """Raise :class:`ParallelError` when this process has fewer than ``devices`` devices, saying how to get more."""
+    import jax
+
     local = jax.local_devices()
     if devices > len(local):
         hint = (" (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices)"
                 if local[0].platform == "cpu" else "")
         raise ParallelError(f"--devices {devices}: this process has {len(local)} {local[0].platform} device(s){hint}")
-    if devices > 1:
-        import keras
-
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=local[:devices]))
 
 
 def decoding_devices() -> int:
