@@ -130,11 +130,11 @@ class G2P:
             raise G2PError(f"nbest must be at least 1, got {nbest}")
         folded = []
         for i, word in enumerate(words):
-            clean = text_module.fold(word).strip()
-            if not clean:
+            clean, problem = text_module.check_word(word)
+            if problem == "is empty":
                 raise G2PError(f"word {i + 1} is empty: give at least one letter")
-            if any(c.isspace() for c in clean):
-                raise G2PError(f"word {i + 1} ({word!r}) has spaces inside: give one word per item, or call "
+            if problem:
+                raise G2PError(f"word {i + 1} ({word!r}) {problem}: give one word per item, or call "
                                "the G2P object on the text to split it")
             folded.append(clean)
         results: dict[int, WordResult] = {}

@@ -35,6 +35,19 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_FOLD).translate(_INVISIBLE).lower()
 
 
+def check_word(word: str, *, max_length: int = 0) -> tuple[str, str | None]:
+    """``(folded word, problem)``: ``problem`` is ``None`` or what is wrong with ``word`` as one word
+    ("is empty", "has spaces inside", "is longer than N characters" when ``max_length`` is set)."""
+    clean = fold(word).strip()
+    if not clean:
+        return clean, "is empty"
+    if any(c.isspace() for c in clean):
+        return clean, "has spaces inside"
+    if max_length and len(clean) > max_length:
+        return clean, f"is longer than {max_length} characters"
+    return clean, None
+
+
 @functools.cache
 def _inflect():
     import inflect

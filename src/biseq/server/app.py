@@ -246,11 +246,9 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
         if len(words) > settings.max_request_words:
             return _error(413, f"{len(words)} words in one request; at most {settings.max_request_words}")
         for i, word in enumerate(words):
-            clean = text_module.fold(word).strip()
-            if not clean or any(c.isspace() for c in clean) or len(clean) > 64:
-                what = "is empty" if not clean else ("has spaces inside" if len(clean) <= 64 else
-                                                      "is longer than 64 characters")
-                return _error(422, f"words[{i}] ({word!r}) {what}: give single words, or 'text'")
+            _, problem = text_module.check_word(word, max_length=64)
+            if problem:
+                return _error(422, f"words[{i}] ({word!r}) {problem}: give single words, or 'text'")
         if (refusal := ready_or_503()) is not None:
             return refusal
         if not words:
