@@ -1,7 +1,8 @@
 """Streaming a training file larger than memory: input pipeline speed against the model's, and peak memory.
 
 Usage:
-    python benchmarks/streaming.py [--lines 10000000] [--dir runs/streaming] [--json benchmarks/streaming.json]
+    python benchmarks/streaming.py [--lines 10000000] [--train-minutes 0] [--dir runs/streaming]
+                                   [--json benchmarks/streaming.json]
 
 1. Writes a generated transliteration-like TSV of ``--lines`` lines (random letter strings of 3-12
    letters from 26, the target their reversal in capitals, space-separated; about 22 bytes a line).
@@ -10,7 +11,11 @@ Usage:
    (:class:`biseq.streaming.ChunkedBatches`), in lines/s, with that process's peak RSS.
 3. ``biseq train --stream`` for one epoch of the same file with a small model (embedding 32, encoder
    2x64, decoder 128, batch 512), in a fresh process: the model's consumption in pairs/s (from
-   ``history.json``) and the peak RSS of the whole training process.
+   ``history.json``) and the peak RSS of the whole training process. ``--train-minutes M`` stops the
+   epoch after M minutes (the model at this size consumes a few thousand pairs/s on 2 cores, so a
+   whole epoch of 10 million lines takes about an hour): pairs/s and memory are then those of the
+   part trained, still streamed from the whole file, and ``full_epoch_estimate_minutes`` says how
+   long the epoch would take.
 
 The pipeline must outrun the model (``pipeline_over_model_ratio`` above 1: it runs in the training
 loop's thread, so its share of an epoch is about 1 / ratio) and training must stay under 2 GB.
@@ -88,6 +93,8 @@ def peak_rss_mb_of(command: list[str]) -> tuple[subprocess.CompletedProcess, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
+    parser.add_argument("--train-minutes", type=float, default=0.0, help="stop the epoch after this (0: no limit)")
+    parser.add_argument("--skip-pipeline", action="store_true", help="reuse the pipeline figures in --json")
     parser.add_argument("--dir", default="runs/streaming")
     parser.add_argument("--json", default="benchmarks/streaming.json")
     args = parser.parse_args()
@@ -98,13 +105,18 @@ def main() -> None:
     result = {"lines": args.lines, "file_mb": round(data.stat().st_size / 2**20, 1),
               "generate_seconds": None if generated is None else round(generated, 1), "batch_size": BATCH}
 
-    pipeline = subprocess.run([sys.executable, "-c", PIPELINE, str(data), str(BATCH)], capture_output=True,
-                              text=True, env=ENV)
-    assert pipeline.returncode == 0, pipeline.stderr
-    p = json.loads(pipeline.stdout.strip().splitlines()[-1])
-    result["pipeline"] = {**{k: round(v, 2) if isinstance(v, float) else v for k, v in p.items()},
-                          "scan_lines_per_second": round(args.lines / p["scan_seconds"]),
-                          "epoch_pairs_per_second": round(p["pairs"] / p["epoch_seconds"])}
+    if args.skip_pipeline:
+        result["pipeline"] = json.loads(Path(args.json).read_text(encoding="utf-8"))["pipeline"]
+    else:
+        pipeline = subprocess.run([sys.executable, "-c", PIPELINE, str(data), str(BATCH)], capture_output=True,
+                                  text=True, env=ENV)
+        assert pipeline.returncode == 0, pipeline.stderr
+        p = json.loads(pipeline.stdout.strip().splitlines()[-1])
+        result["pipeline"] = {**{k: round(v, 2) if isinstance(v, float) else v for k, v in p.items()},
+                              "scan_lines_per_second": round(args.lines / p["scan_seconds"]),
+                              "epoch_pairs_per_second": round(p["pairs"] / p["epoch_seconds"])}
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")  # kept if training dies
+    p = result["pipeline"]
 
     out = folder / f"run-{args.lines}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -113,18 +125,21 @@ def main() -> None:
     train, rss = peak_rss_mb_of([
         sys.executable, "-m", "biseq.cli", "train", "--data", str(data), "--source-split", "char", "--stream",
         "--out", str(out), "--epochs", "1", "--batch-size", str(BATCH), "--encoder-units", "64",
-        "--decoder-units", "128", "--layers", "1", "--time-limit", "0", "--quiet", "--show", "0",
+        "--decoder-units", "128", "--layers", "1", "--time-limit", str(args.train_minutes), "--quiet", "--show", "0",
         "--config", str(folder / "streaming.toml")])
     assert train.returncode == 0, train.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
     model = history[0]["pairs_per_second"]
+    consumed = history[0]["pairs_per_second"] * history[0]["seconds"]
     result["training"] = {"wall_seconds": round(time.perf_counter() - started, 1),
+                          "minutes_limit": args.train_minutes, "pairs_consumed": round(consumed),
+                          "full_epoch_estimate_minutes": round(p["pairs"] / history[0]["pairs_per_second"] / 60, 1),
                           "epoch_seconds": round(history[0]["seconds"], 1), "pairs_per_second": round(model),
                           "loss": round(history[0]["loss"], 4), "dev_wer": round(history[0]["dev_wer"], 2),
                           "peak_rss_mb": round(rss)}
     result["pipeline_over_model_ratio"] = round(result["pipeline"]["epoch_pairs_per_second"] / model, 2)
-    result["pipeline_share_of_epoch_percent"] = round(
-        100 * p["epoch_seconds"] / history[0]["seconds"], 1)
+    # the pipeline runs in the training loop's thread: its share of a training epoch's time
+    result["pipeline_share_of_epoch_percent"] = round(100 * model / result["pipeline"]["epoch_pairs_per_second"], 1)
     result["machine"] = f"{os.cpu_count()} cores"
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
