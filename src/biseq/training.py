@@ -29,7 +29,7 @@ from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
 from biseq.parallel import ONE_PROCESS, Shard, agree, teardown
 from biseq.schedule import TrainingClock, cosine_rate
-from biseq.streaming import ChunkedBatches, Scan, scan, vocabularies
+from biseq.streaming import ChunkedBatches, Scan, fits, scan, vocabularies
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
@@ -175,10 +175,7 @@ def prepare(config: Config) -> Prepared:
     if data.dev_path:
         parts["dev"] = read_corpus(data.dev_path, config=data)
 
-    def fits(e: Entry) -> bool:
-        return len(e.source) <= data.max_source_length and all(len(t) < data.max_target_length for t in e.targets)
-
-    train = [e for e in parts["train"] if fits(e)]
+    train = [e for e in parts["train"] if fits(e, data)]
     if not train:
         raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
     source_vocab = Vocabulary.build(e.source for e in train)
