@@ -67,8 +67,12 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stream", action="store_true",
                     help="read --data a chunk at a time (files larger than memory; data.streaming)")
     tr.add_argument("--chunk-lines", type=int, help="lines per streamed chunk, the shuffle buffer (default 100000)")
-    tr.add_argument("--source-split", choices=["char", "space"], help="how TSV sources become tokens")
-    tr.add_argument("--target-split", choices=["char", "space"], help="how TSV targets become tokens")
+    tr.add_argument("--source-split", choices=["char", "space", "sentencepiece"],
+                    help="how TSV sources become tokens: characters, space-separated words, or subword pieces "
+                         "(a SentencePiece model trained on the training split)")
+    tr.add_argument("--target-split", choices=["char", "space", "sentencepiece"],
+                    help="how TSV targets become tokens (as --source-split)")
+    tr.add_argument("--pieces", type=int, help="most subword pieces per sentencepiece side (default 1000)")
     tr.add_argument("--out", default=None, help=f"output model directory (default: {DEFAULT_OUT})")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
     tr.add_argument("--epochs", type=int)
@@ -135,7 +139,8 @@ def _build_parser() -> argparse.ArgumentParser:
     lx.add_argument("--devices", type=int, default=1,
                     help="local JAX devices to split each decoding batch over (default 1)")
 
-    ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match)")
+    ev = sub.add_parser("evaluate", help="score a model on a data file (WER, PER, exact match; BLEU and "
+                                         "chrF from sacrebleu on the detokenized text)")
     ev.add_argument("--model", action="append", help="system or model directory (default: the bundled English "
                                                      "system; its dictionary is not consulted); repeat model "
                                                      "directories for an ensemble")
@@ -281,6 +286,8 @@ def _train_config(args: argparse.Namespace):
         data["source_split"] = args.source_split
     if args.target_split:
         data["target_split"] = args.target_split
+    if args.pieces is not None:
+        data.update(source_pieces=args.pieces, target_pieces=args.pieces)
     model = {k: v for k, v in (("encoder", args.encoder), ("decoder", args.decoder), ("bridge", args.bridge),
                                ("attention", args.attention), ("objective", args.objective),
                                ("encoder_units", args.encoder_units),
@@ -536,7 +543,8 @@ def cmd_build_system(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from biseq.corpus import read_corpus
-    from biseq.training import evaluate
+    from biseq.metrics import score, text_scores
+    from biseq.training import decode_entries
 
     transducer = _load_for_decoding(args)
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)
@@ -552,27 +560,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     part = "" if args.split == "all" else f" ({args.split} split, {len(entries)} sources)"
     search = f"beam {args.beam}" if args.beam > 1 else "greedy"
     with _warnings_to_stderr():
+        refs = [[" ".join(t) for t in e.targets] for e in entries]
         if args.joint_weight is None:
-            scores, hyps = evaluate(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
+            tokens = decode_entries(transducer, entries, beam_size=args.beam, length_penalty=args.length_penalty)
+            hyps = [" ".join(h) for h in tokens]
+            scores = score(hyps, refs)
             print(f"{args.data}{part}: {scores}")
         else:
-            from biseq.metrics import score
-
-            refs = [[" ".join(t) for t in e.targets] for e in entries]
             ranked = _joint_decode(args, transducer, [e.source for e in entries], args.joint_weight)
             results = {}
             for w in args.joint_weight:
-                hyps = [" ".join(h[0][0]) if h else "" for h in ranked[w]]
-                results[w] = (score(hyps, refs), hyps)
+                best_tokens = [list(h[0][0]) if h else [] for h in ranked[w]]
+                hyps = [" ".join(h) for h in best_tokens]
+                results[w] = (score(hyps, refs), hyps, best_tokens)
                 print(f"{args.data}{part}, joint weight {w:g}: {results[w][0]}")
             if len(results) > 1:
                 best = min(results, key=lambda w: (results[w][0].wer, results[w][0].per))
                 print(f"lowest WER at joint weight {best:g}: {results[best][0]}")
             else:
                 best = args.joint_weight[0]
-            scores, hyps = results[best]
+            scores, hyps, tokens = results[best]
             search += f" + joint model, {args.joint_nbest} candidates"
     seconds = time.perf_counter() - started
+    print(f"{args.data}{part}: " + str(text_scores([transducer.target_text(h) for h in tokens],
+                                                  [[transducer.target_text(t) for t in e.targets] for e in entries])))
     print(f"decoded {len(entries)} sources in {seconds:.1f}s ({search}, compilation included): "
           f"{len(entries) / max(seconds, 1e-9):.0f} per second")
     shown = 0

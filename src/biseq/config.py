@@ -19,7 +19,7 @@ RecurrentKind = Literal["lstm", "bilstm", "gru", "bigru"]
 BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
 AttentionKind = Literal["none", "luong", "bahdanau"]
 Objective = Literal["autoregressive", "twin", "masked", "seed"]
-Split = Literal["char", "space"]
+Split = Literal["char", "space", "sentencepiece"]
 LrSchedule = Literal["plateau", "cosine"]
 
 
@@ -78,7 +78,10 @@ class DataConfig(_Section):
     (``source<TAB>target``). Splits are by a seeded hash of the source, so one
     source string is never in two splits. ``streaming``: read the training file a
     chunk of ``chunk_lines`` lines at a time, for files larger than memory
-    (see :mod:`biseq.streaming`).
+    (see :mod:`biseq.streaming`). ``source_split`` / ``target_split``: ``char`` (characters),
+    ``space`` (white-space separated words or symbols) or ``sentencepiece`` (subword pieces of the
+    words, a SentencePiece ``pieces_model`` of at most ``source_pieces`` / ``target_pieces`` pieces
+    trained on the training split; see :mod:`biseq.subwords`).
     """
 
     section = "data"
@@ -96,8 +99,17 @@ class DataConfig(_Section):
     max_target_length: int = 64
     streaming: bool = False
     chunk_lines: int = 100_000
+    source_pieces: int = 1000
+    target_pieces: int = 1000
+    pieces_model: Literal["unigram", "bpe"] = "unigram"
 
     def validate(self) -> None:
+        for name in ("source_pieces", "target_pieces"):
+            if getattr(self, name) < 8:
+                raise ConfigError(f"data.{name} must be at least 8. Received: {getattr(self, name)}")
+        if self.streaming and "sentencepiece" in (self.source_split, self.target_split):
+            raise ConfigError("data.streaming does not train subword models: a 'sentencepiece' split needs the "
+                              "training text in memory (use 'char' or 'space', or train without streaming)")
         if self.chunk_lines < 1:
             raise ConfigError(f"data.chunk_lines must be at least 1. Received: {self.chunk_lines}")
         if not 0 <= self.dev_fraction < 1 or not 0 <= self.test_fraction < 1:

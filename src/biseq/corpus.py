@@ -39,7 +39,10 @@ class Entry:
 
 
 def split_tokens(text: str, how: str) -> tuple[str, ...]:
-    """Split ``text`` into characters (``"char"``) or space-separated tokens (``"space"``)."""
+    """Split ``text`` into characters (``"char"``) or space-separated tokens (``"space"``).
+
+    ``"sentencepiece"`` also splits into words: the vocabulary's subword model makes them pieces.
+    """
     if how == "char":
         return tuple(text)
     return tuple(text.split())

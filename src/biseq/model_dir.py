@@ -20,6 +20,7 @@ import numpy as np
 
 from biseq.config import Config
 from biseq.model import Seq2Seq  # also registers the biseq layers that load_keras_file rebuilds
+from biseq.subwords import SubwordError, Subwords
 from biseq.vocabulary import Vocabulary
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
@@ -100,8 +101,7 @@ def write_model_dir(directory: Path, *, config: Config, source_vocab: Vocabulary
     compressed; half the size, for a model shipped in a package) instead of ``model.keras``:
     :func:`read_weights` reads the arrays back into a network rebuilt from ``config.json``.
     """
-    vocab = {"source": source_vocab.to_list(), "target": target_vocab.to_list()}
-    atomic_write_text(directory / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False, indent=1))
+    atomic_write_text(directory / VOCAB_FILE, vocab_json(source_vocab, target_vocab))
     atomic_write_text(directory / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
     if not weights_dtype:
         atomic_save_model(model, directory / MODEL_FILE)
@@ -143,18 +143,47 @@ def read_model_dir(directory: Path) -> ModelDirContents:
     try:
         config = Config.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")),
                                   where=str(directory / CONFIG_FILE))
-        vocab = json.loads((directory / VOCAB_FILE).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelDirError(f"{directory}: config.json or vocab.json is not valid JSON ({err})") from None
-    if not (isinstance(vocab, dict) and all(isinstance(vocab.get(k), list) and all(isinstance(t, str)
-                                            for t in vocab[k]) for k in ("source", "target"))):
-        raise ModelDirError(f"{directory / VOCAB_FILE}: expected {{\"source\": [symbols], \"target\": [symbols]}}")
+        raise ModelDirError(f"{directory}: config.json is not valid JSON ({err})") from None
+    source_vocab, target_vocab = read_vocabularies(directory / VOCAB_FILE)
     if weights == WEIGHTS_FILE:
-        return ModelDirContents(config, Vocabulary(vocab["source"]), Vocabulary(vocab["target"]), None)
+        return ModelDirContents(config, source_vocab, target_vocab, None)
     model = load_keras_file(directory / MODEL_FILE)
-    source_vocab, target_vocab = Vocabulary(vocab["source"]), Vocabulary(vocab["target"])
     _check_sizes(model, source_vocab, target_vocab, directory)
     return ModelDirContents(config, source_vocab, target_vocab, model)
+
+
+def vocab_json(source_vocab: Vocabulary, target_vocab: Vocabulary) -> str:
+    """The text of ``vocab.json``: both symbol lists, and each side's subword model (base64) if it has one."""
+    vocab: dict = {"source": source_vocab.to_list(), "target": target_vocab.to_list()}
+    for side, v in (("source", source_vocab), ("target", target_vocab)):
+        if v.subwords is not None:
+            vocab[f"{side}_subwords"] = v.subwords.to_text()
+    return json.dumps(vocab, ensure_ascii=False, indent=1)
+
+
+def read_vocabularies(path: Path) -> tuple[Vocabulary, Vocabulary]:
+    """The source and target vocabularies of a ``vocab.json``; ModelDirError naming the file when malformed."""
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelDirError(f"{path}: not valid JSON ({err})") from None
+    if not (isinstance(vocab, dict) and all(isinstance(vocab.get(k), list) and all(isinstance(t, str)
+                                            for t in vocab[k]) for k in ("source", "target"))):
+        raise ModelDirError(f"{path}: expected {{\"source\": [symbols], \"target\": [symbols]}}")
+    found = []
+    for side in ("source", "target"):
+        subwords = None
+        if f"{side}_subwords" in vocab:
+            try:
+                subwords = Subwords.from_text(str(vocab[f"{side}_subwords"]))
+            except SubwordError as err:
+                raise ModelDirError(f"{path}: {side}_subwords: {err}") from None
+        try:
+            found.append(Vocabulary(vocab[side], subwords=subwords))
+        except ValueError as err:
+            raise ModelDirError(f"{path}: {side}: {err}") from None
+    return found[0], found[1]
 
 
 def _check_sizes(model: keras.Model, source_vocab: Vocabulary, target_vocab: Vocabulary, directory: Path) -> None:

@@ -23,13 +23,15 @@ from keras import ops
 
 from biseq.batching import Batch, encode_pairs, make_batches, padding_share, reverse_targets
 from biseq.checkpoints import restore_seed_states, save_epoch_weights, seed_states
-from biseq.config import Config
+from biseq.config import Config, DataConfig
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
 from biseq.ensemble import Ensemble
 from biseq.metrics import Scores, score
+from biseq.model_dir import VOCAB_FILE, read_vocabularies
 from biseq.parallel import ONE_PROCESS, Shard, agree, teardown
 from biseq.schedule import TrainingClock, cosine_rate
 from biseq.streaming import ChunkedBatches, Scan, fits, scan, vocabularies
+from biseq.subwords import PIECE_SPLIT, SubwordError, Subwords
 from biseq.transducer import Transducer, atomic_save_model, atomic_write_text
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
@@ -175,13 +177,44 @@ def prepare(config: Config) -> Prepared:
     if data.dev_path:
         parts["dev"] = read_corpus(data.dev_path, config=data)
 
-    train = [e for e in parts["train"] if fits(e, data)]
+    train = parts["train"]
+    source_subwords, target_subwords = train_subwords(train, data)
+    source_vocab = Vocabulary.build((e.source for e in train), subwords=source_subwords)
+    target_vocab = Vocabulary.build((t for e in train for t in e.targets), extra=extra, subwords=target_subwords)
+    train = [e for e in train if fits(Entry(tuple(source_vocab.segment(e.source)),
+                                            tuple(tuple(target_vocab.segment(t)) for t in e.targets)), data)]
     if not train:
         raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
-    source_vocab = Vocabulary.build(e.source for e in train)
-    target_vocab = Vocabulary.build((t for e in train for t in e.targets), extra=extra)
     return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
                     target_vocab=target_vocab)
+
+
+def train_subwords(train: Sequence[Entry], data: DataConfig) -> tuple[Subwords | None, Subwords | None]:
+    """SentencePiece models for the sides split by ``"sentencepiece"``, trained on the training split's text."""
+    found: list[Subwords | None] = []
+    for side, split, size in (("source", data.source_split, data.source_pieces),
+                              ("target", data.target_split, data.target_pieces)):
+        if split != PIECE_SPLIT:
+            found.append(None)
+            continue
+        texts = [" ".join(e.source) for e in train] if side == "source" else \
+            [" ".join(t) for e in train for t in e.targets]
+        try:
+            found.append(Subwords.train(texts, size=size, kind=data.pieces_model))
+        except SubwordError as err:
+            raise DataError(f"data.{side}_split = 'sentencepiece': {err}") from None
+    return found[0], found[1]
+
+
+def decode_entries(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256,
+                   beam_size: int = 1, length_penalty: float = 1.0) -> list[list[str]]:
+    """The best output tokens for each entry's source: greedy, or beam search when ``beam_size > 1``."""
+    sources = [e.source for e in entries]
+    if beam_size > 1 or transducer.rescores:
+        found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
+                                             length_penalty=length_penalty)
+        return [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]
+    return transducer.predict_tokens(sources, batch_size=batch_size)
 
 
 def evaluate(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256, beam_size: int = 1,
@@ -190,13 +223,8 @@ def evaluate(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, bat
 
     Returns the scores and the hypotheses (space-joined tokens).
     """
-    sources = [e.source for e in entries]
-    if beam_size > 1 or transducer.rescores:
-        found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
-                                             length_penalty=length_penalty)
-        hyps = [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]
-    else:
-        hyps = transducer.predict_tokens(sources, batch_size=batch_size)
+    hyps = decode_entries(transducer, entries, batch_size=batch_size, beam_size=beam_size,
+                          length_penalty=length_penalty)
     hyp_strings = [" ".join(h) for h in hyps]
     refs = [[" ".join(t) for t in e.targets] for e in entries]
     return score(hyp_strings, refs), hyp_strings
@@ -405,9 +433,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
             stale.unlink(missing_ok=True)
     if found is not None:
         state, checkpoint = found
-        vocab = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
-        data = dataclasses.replace(data, source_vocab=Vocabulary(vocab["source"]),
-                                   target_vocab=Vocabulary(vocab["target"]))
+        source_vocab, target_vocab = read_vocabularies(out / VOCAB_FILE)
+        data = dataclasses.replace(data, source_vocab=source_vocab, target_vocab=target_vocab)
         model = keras.saving.load_model(checkpoint, compile=True)
         if "seed_states" in state:
             restore_seed_states(model, state["seed_states"])
