@@ -79,3 +79,24 @@ def test_split_is_deterministic_and_disjoint():
     moved = sum(split_of(e.source, seed=1, dev_fraction=.1, test_fraction=.1)
                 != split_of(e.source, seed=2, dev_fraction=.1, test_fraction=.1) for e in entries)
     assert moved > 100
+
+
+def test_transposed_data_reads_pronunciations_as_sources(tmp_path):
+    """Phoneme-to-grapheme: homophones become one source with each spelling as a reference."""
+    path = tmp_path / "lex.tsv"
+    path.write_text("THEIR\tDH EH R\nTHERE\tDH EH R\nREAD\tR IY D\nREAD\tR EH D\n", encoding="utf-8")
+    config = DataConfig(format="tsv", transpose=True, source_split="space", target_split="char")
+    entries = read_corpus(path, config=config)
+    assert entries == [Entry(("DH", "EH", "R"), (tuple("THEIR"), tuple("THERE"))),
+                       Entry(("R", "IY", "D"), (tuple("READ"),)), Entry(("R", "EH", "D"), (tuple("READ"),))]
+    assert config.splits == ("space", "char")
+    assert DataConfig(transpose=True).splits == ("space", "char")  # cmudict: the splits follow the direction
+    assert DataConfig().splits == ("char", "space")
+
+
+def test_transposed_cmudict_file(tmp_path):
+    path = tmp_path / "x.dict"
+    path.write_text("read R IY1 D\nread(2) R EH1 D\nreed R IY1 D\n", encoding="utf-8")
+    entries = read_corpus(path, config=DataConfig(transpose=True))
+    assert entries == [Entry(("R", "IY", "D"), (tuple("read"), tuple("reed"))),
+                       Entry(("R", "EH", "D"), (tuple("read"),))]

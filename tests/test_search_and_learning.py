@@ -93,3 +93,19 @@ def test_input_case_follows_the_vocabulary():
     mixed = Transducer(config=system.config, source_vocab=Vocabulary.build(["aB"]),
                        target_vocab=system.target_vocab, model=system.model)
     assert mixed.tokenize_source("Ab") == ("A", "b")
+
+
+def test_a_transposed_model_reads_phones_and_writes_letters():
+    """Phoneme-to-grapheme from the cmudict format: phones are not folded to lower case and split by spaces."""
+    import dataclasses
+
+    from biseq.vocabulary import Vocabulary
+
+    system = small_model()
+    config = dataclasses.replace(system.config, data=dataclasses.replace(system.config.data, format="cmudict",
+                                                                         transpose=True))
+    p2g = Transducer(config=config, source_vocab=Vocabulary.build([["R", "IY", "D"]]),
+                     target_vocab=Vocabulary.build(["read"]), model=system.model)
+    assert p2g.tokenize_source("R IY D") == ("R", "IY", "D")
+    assert p2g.tokenize_source("r iy d") == ("R", "IY", "D")  # the vocabulary's case
+    assert p2g.target_text(["r", "e", "a", "d"]) == "read" and p2g.source_text(("R", "IY", "D")) == "R IY D"

@@ -64,6 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--format", choices=["cmudict", "tsv"], help="data format (default: tsv when --data is given)")
     tr.add_argument("--dev", help="dev data file (default: a seeded hash split of --data)")
     tr.add_argument("--char", action="store_true", help="split both sides of TSV data into characters")
+    tr.add_argument("--transpose", action="store_true",
+                    help="train the other way round: the data's targets become the sources (phoneme-to-grapheme "
+                         "from a pronouncing dictionary); --source-split/--target-split name the model's sides")
     tr.add_argument("--stream", action="store_true",
                     help="read --data a chunk at a time (files larger than memory; data.streaming)")
     tr.add_argument("--chunk-lines", type=int, help="lines per streamed chunk, the shuffle buffer (default 100000)")
@@ -280,6 +283,8 @@ def _train_config(args: argparse.Namespace):
         data.update(source_split="char", target_split="char")
     if args.stream:
         data["streaming"] = True
+    if args.transpose:
+        data["transpose"] = True
     if args.chunk_lines is not None:
         data["chunk_lines"] = args.chunk_lines
     if args.source_split:

@@ -81,7 +81,10 @@ class DataConfig(_Section):
     (see :mod:`biseq.streaming`). ``source_split`` / ``target_split``: ``char`` (characters),
     ``space`` (white-space separated words or symbols) or ``sentencepiece`` (subword pieces of the
     words, a SentencePiece ``pieces_model`` of at most ``source_pieces`` / ``target_pieces`` pieces
-    trained on the training split; see :mod:`biseq.subwords`).
+    trained on the training split; see :mod:`biseq.subwords`). ``transpose``: read each pair the
+    other way round, the file's targets as the model's sources (phoneme-to-grapheme from a
+    pronouncing dictionary); the splits and ``max_*_length`` still name the model's sides, and
+    ``lowercase`` still folds the file's first column.
     """
 
     section = "data"
@@ -102,6 +105,14 @@ class DataConfig(_Section):
     source_pieces: int = 1000
     target_pieces: int = 1000
     pieces_model: Literal["unigram", "bpe"] = "unigram"
+    transpose: bool = False
+
+    @property
+    def splits(self) -> tuple[str, str]:
+        """How the model's sources and targets are split (``cmudict``: the word's characters, the phones)."""
+        if self.format == "cmudict":
+            return ("space", "char") if self.transpose else ("char", "space")
+        return self.source_split, self.target_split
 
     def validate(self) -> None:
         for name in ("source_pieces", "target_pieces"):

@@ -127,6 +127,24 @@ def parse_tsv(lines: Sequence[str], *, name: str, source_split: str = "space",
     return _group(pairs)
 
 
+def transposed(entries: Sequence[Entry]) -> list[Entry]:
+    """Each (source, target) pair the other way round; a target with several sources gets them all as references."""
+    return _group((target, e.source) for e in entries for target in e.targets)
+
+
+def parse_lines(lines: Sequence[str], *, config: DataConfig, name: str, fmt: str | None = None,
+                first_line: int = 1) -> list[Entry]:
+    """Entries of a file's ``lines`` in ``fmt`` (default ``config.format``), transposed when ``config.transpose``."""
+    if (fmt or config.format) == "cmudict":
+        entries = parse_cmudict(lines, name=name, strip_stress=config.strip_stress, first_line=first_line)
+    else:
+        column_splits = (config.target_split, config.source_split) if config.transpose else \
+            (config.source_split, config.target_split)
+        entries = parse_tsv(lines, name=name, source_split=column_splits[0], target_split=column_splits[1],
+                            lowercase=config.lowercase, first_line=first_line)
+    return transposed(entries) if config.transpose else entries
+
+
 def default_cmudict_path() -> Path:
     """The embedded CMU Pronouncing Dictionary (gzipped, BSD-style licence beside it)."""
     return Path(str(importlib.resources.files("biseq") / "resources" / "cmudict.dict.gz"))
@@ -135,13 +153,7 @@ def default_cmudict_path() -> Path:
 def read_corpus(path: str | Path, *, config: DataConfig, fmt: str | None = None) -> list[Entry]:
     """Read a corpus file in the configured format; raises :class:`DataError` on bad input."""
     path = Path(path)
-    lines = _open_lines(path)
-    fmt = fmt or config.format
-    if fmt == "cmudict":
-        entries = parse_cmudict(lines, name=str(path), strip_stress=config.strip_stress)
-    else:
-        entries = parse_tsv(lines, name=str(path), source_split=config.source_split,
-                            target_split=config.target_split, lowercase=config.lowercase)
+    entries = parse_lines(_open_lines(path), config=config, name=str(path), fmt=fmt)
     if not entries:
         raise DataError(f"{path}: no data (the file is empty or holds only comments)")
     return entries

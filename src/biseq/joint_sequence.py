@@ -92,9 +92,9 @@ def _run(command: list[str], *, cwd: Path | None = None) -> str:
 
 def check_char_sources(data: DataConfig) -> None:
     """Refuse a run whose sources are not characters: the joint model reads each source as one word."""
-    if data.source_split != "char":
+    if data.splits[0] != "char":
         raise JointSequenceError("the joint-sequence model reads words as characters; this model's sources are "
-                                 f"split by {data.source_split!r} (data.source_split must be 'char')")
+                                 f"split by {data.splits[0]!r} (data.source_split must be 'char')")
 
 
 def lexicon_lines(entries: Sequence[Entry], *, name: str) -> list[str]:

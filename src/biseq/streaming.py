@@ -23,7 +23,7 @@ import numpy as np
 
 from biseq.batching import bucket_shapes, encode_pairs, make_batches
 from biseq.config import DataConfig
-from biseq.corpus import DataError, Entry, parse_cmudict, parse_tsv, split_of
+from biseq.corpus import DataError, Entry, parse_lines, split_of
 from biseq.vocabulary import Vocabulary
 
 
@@ -99,10 +99,7 @@ def parse_chunk(lines: list[str], *, config: DataConfig, name: str, first_line: 
     """The entries of one chunk's lines, errors naming the file's line numbers."""
     if first_line == 1 and lines and lines[0].startswith("\ufeff"):
         lines = [lines[0][1:], *lines[1:]]
-    if config.format == "cmudict":
-        return parse_cmudict(lines, name=name, strip_stress=config.strip_stress, first_line=first_line)
-    return parse_tsv(lines, name=name, source_split=config.source_split, target_split=config.target_split,
-                     lowercase=config.lowercase, first_line=first_line)
+    return parse_lines(lines, config=config, name=name, first_line=first_line)
 
 
 def fits(entry: Entry, config: DataConfig) -> bool:

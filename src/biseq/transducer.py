@@ -75,15 +75,15 @@ class Transducer(ModelDecoding):
         input is folded to that case, so ``Hello`` works for a model trained on ``hello``.
         """
         data = self.config.data
-        if data.format == "cmudict" or data.lowercase or self._source_case == "lower":
+        if (data.format == "cmudict" and not data.transpose) or data.lowercase or self._source_case == "lower":
             text = text.lower()
         elif self._source_case == "upper":
             text = text.upper()
-        return split_tokens(text.strip(), data.source_split)
+        return split_tokens(text.strip(), data.splits[0])
 
     def source_text(self, tokens: Sequence[str]) -> str:
         """Source tokens back to a display string (characters joined, or tokens with spaces)."""
-        return ("" if self.config.data.source_split == "char" else " ").join(tokens)
+        return ("" if self.config.data.splits[0] == "char" else " ").join(tokens)
 
     def encode_sources(self, sources: Sequence[Sequence[str]]) -> list[list[int]]:
         """Token sequences -> ids; unknown symbols become ``<unk>`` with one warning listing them."""
@@ -105,7 +105,7 @@ class Transducer(ModelDecoding):
 
     def target_text(self, tokens: Sequence[str]) -> str:
         """Output tokens to a string (characters joined, or tokens with spaces)."""
-        return ("" if self.config.data.target_split == "char" else " ").join(tokens)
+        return ("" if self.config.data.splits[1] == "char" else " ").join(tokens)
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
                 length_penalty: float = 1.0) -> list[str]:
