@@ -212,6 +212,9 @@ class TrainConfig(_Section):
     time-limited ``cosine`` schedule the time limit ends the run, at the low end of the rate).
     ``time_limit_minutes`` counts the whole run, across resumes: an interrupted run resumes with the time
     it had left; give a larger limit to train a finished run further.
+    ``distill_from``: a teacher model directory; train on its beam-``distill_beam`` outputs for the
+    training sources instead of the references (sequence-level distillation, :mod:`biseq.distillation`;
+    the teacher's decoding is not counted in the time limit).
     """
 
     section = "train"
@@ -230,6 +233,8 @@ class TrainConfig(_Section):
     seed: int = 1234
     max_decode_length: int = 0
     keep_checkpoints: int = 0
+    distill_from: str = ""
+    distill_beam: int = 5
 
     def stops_early(self, bad_epochs: int) -> bool:
         """True when ``bad_epochs`` epochs without a better dev WER end the run (never at ``patience`` 0)."""
@@ -238,6 +243,8 @@ class TrainConfig(_Section):
     def validate(self) -> None:
         if self.patience < 0:
             raise ConfigError(f"train.patience must be 0 (no early stop) or more. Received: {self.patience}")
+        if self.distill_beam < 1:
+            raise ConfigError(f"train.distill_beam must be at least 1. Received: {self.distill_beam}")
         if self.keep_checkpoints < 0:
             raise ConfigError(f"train.keep_checkpoints must be 0 or more. Received: {self.keep_checkpoints}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -419,6 +419,17 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
                              "or choose another --out (nothing was overwritten).")
     keras.utils.set_random_seed(config.train.seed)
     data = prepare(config)
+    if config.train.distill_from:
+        if data.scan is not None or shard.devices > 1:
+            raise DataError("train.distill_from works on one device without data.streaming: distill into a "
+                            "single-device run, or write the teacher's outputs as a data file")
+        from biseq.distillation import distilled
+
+        data = dataclasses.replace(data, train=distilled(data.train, teacher_dir=config.train.distill_from,
+                                                         beam=config.train.distill_beam, out=out, log=log,
+                                                         source_split=config.data.splits[0]))
+        started = time.time()  # the teacher's decoding is not training time
+        keras.utils.set_random_seed(config.train.seed)
     train_count = f"{data.scan.train_pairs} streamed train pairs" if data.scan else f"{len(data.train)} train"
     log(f"data: {train_count} / {len(data.dev)} dev / {len(data.test)} test sources; "
         f"vocabularies {len(data.source_vocab)} source / {len(data.target_vocab)} target symbols")
