@@ -94,6 +94,10 @@ def test_bleu_and_chrf_come_from_sacrebleu_with_several_references():
                                                                     ["a cat sat on the mat", None]]).score)
     assert "nrefs:var" in found.bleu_signature
     assert text_scores(["a b c d"], [["a b c d"]]).bleu == pytest.approx(100.0)
+    # one word spelled letter by letter (phoneme-to-grapheme): word 4-grams leave BLEU at 0, characters do not
+    spelled = text_scores(["HELLO", "WORLD"], [["HELO"], ["WORLD"]], characters=True)
+    assert text_scores(["HELLO", "WORLD"], [["HELO"], ["WORLD"]]).bleu == 0.0
+    assert 50 < spelled.bleu < 100 and "tok:char" in spelled.bleu_signature
     with pytest.raises(ValueError, match="at least one reference"):
         text_scores(["x"], [[]])
 

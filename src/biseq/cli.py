@@ -593,7 +593,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             search += f" + joint model, {args.joint_nbest} candidates"
     seconds = time.perf_counter() - started
     print(f"{args.data}{part}: " + str(text_scores([transducer.target_text(h) for h in tokens],
-                                                  [[transducer.target_text(t) for t in e.targets] for e in entries])))
+                                                  [[transducer.target_text(t) for t in e.targets] for e in entries],
+                                                  characters=transducer.config.data.splits[1] == "char")))
     print(f"decoded {len(entries)} sources in {seconds:.1f}s ({search}, compilation included): "
           f"{len(entries) / max(seconds, 1e-9):.0f} per second")
     shown = 0

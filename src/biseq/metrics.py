@@ -78,11 +78,14 @@ class TextScores:
         return f"BLEU {self.bleu:.2f}  chrF {self.chrf:.2f}  (sacrebleu {self.bleu_signature}; {self.chrf_signature})"
 
 
-def text_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> TextScores:
+def text_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
+                characters: bool = False) -> TextScores:
     """Corpus BLEU and chrF of detokenized ``hypotheses`` against one or more ``references`` each.
 
     ``references[i]`` are the references of ``hypotheses[i]``; their number may differ between
-    items (sacrebleu's variable number of references).
+    items (sacrebleu's variable number of references). ``characters``: BLEU over characters
+    (sacrebleu's ``char`` tokenizer) for outputs that are single words spelled letter by letter,
+    where word n-grams would leave BLEU at 0.
     """
     from sacrebleu.metrics import BLEU, CHRF  # imported on use: ~0.2 s, only `biseq evaluate` needs it
 
@@ -94,7 +97,7 @@ def text_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) 
         raise ValueError("Every hypothesis needs at least one reference.")
     width = max(len(refs) for refs in references)
     streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-    bleu, chrf = BLEU(), CHRF()
+    bleu, chrf = BLEU(tokenize="char" if characters else None), CHRF()
     bleu_score = bleu.corpus_score(list(hypotheses), streams).score
     chrf_score = chrf.corpus_score(list(hypotheses), streams).score
     return TextScores(bleu=bleu_score, chrf=chrf_score, bleu_signature=str(bleu.get_signature()),
