@@ -598,12 +598,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"decoded {len(entries)} sources in {seconds:.1f}s ({search}, compilation included): "
           f"{len(entries) / max(seconds, 1e-9):.0f} per second")
     shown = 0
-    for entry, hyp in zip(entries, hyps, strict=True):
+    for entry, hyp in zip(entries, tokens, strict=True):
         if shown >= args.show:
             break
-        refs = [" ".join(t) for t in entry.targets]
-        if hyp not in refs:
-            print(f"  {transducer.source_text(entry.source)}\t{hyp}\t(reference: {' | '.join(refs)})")
+        if tuple(hyp) not in entry.targets:
+            refs = " | ".join(transducer.target_text(t) for t in entry.targets)
+            print(f"  {transducer.source_text(entry.source)}\t{transducer.target_text(hyp)}\t(reference: {refs})")
             shown += 1
     return 0
 
