@@ -71,6 +71,19 @@ E, H, BATCH = 64, 256, 64
 DECODE_BATCH = 256  # the batched decoding measurements
 
 
+def timed_training(model, batches, *, repeats: int) -> list[float]:
+    """Seconds per pass over ``batches`` (``repeats`` passes), after one step per shape to compile them."""
+    for b in {(b.source.shape, b.decoder_input.shape): b for b in batches}.values():
+        model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for b in batches:
+            model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 # --------------------------------------------------------------------------------------- data
 def load_pairs(limit: int, *, vocabularies: bool = False):
     """``limit`` (source ids, target ids) training pairs, a seeded sample; with ``vocabularies`` also the two
@@ -149,14 +162,7 @@ def run_biseq_train(args, objective="seed"):
         config = ModelConfig(embedding_dim=E, encoder_units=H, decoder_units=2 * H, dropout=0.0)
     model = Seq2Seq(config=config, source_vocab_size=sv, target_vocab_size=tv)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0), loss=MaskedCrossEntropy())
-    for b in {(b.source.shape, b.decoder_input.shape): b for b in batches}.values():  # compile all shapes
-        model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        for b in batches:
-            model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
-        times.append(time.perf_counter() - start)
+    times = timed_training(model, batches, repeats=args.repeats)
     flops = train_flops([(b.source, b.decoder_input) for b in batches], decoder_bi=objective == "seed",
                         attention=objective != "seed", vocab=tv)
     return times, sum(float(b.weight.sum()) for b in batches), flops
@@ -450,14 +456,7 @@ def run_biseq_main(args):
     model = Seq2Seq(config=mc, source_vocab_size=sv, target_vocab_size=tv)
     model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate, global_clipnorm=tc.clip_norm),
                   loss=MaskedCrossEntropy(label_smoothing=tc.label_smoothing))
-    for b in {(b.source.shape, b.decoder_input.shape): b for b in batches}.values():  # compile all shapes
-        model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        for b in batches:
-            model.train_on_batch((b.source, b.decoder_input), b.decoder_target, sample_weight=b.weight)
-        times.append(time.perf_counter() - start)
+    times = timed_training(model, batches, repeats=args.repeats)
     tokens = sum(float(b.weight.sum()) for b in batches)
     steps = len({(b.source.shape, b.decoder_input.shape) for b in batches}) + args.repeats * len(batches)
     source, _, _ = decode_words(args)
