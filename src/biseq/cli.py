@@ -553,8 +553,8 @@ def cmd_build_system(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from biseq.corpus import read_corpus
+    from biseq.ensemble import decode_entries
     from biseq.metrics import score, text_scores
-    from biseq.training import decode_entries
 
     transducer = _load_for_decoding(args)
     entries = read_corpus(args.data, config=transducer.config.data, fmt=args.format)

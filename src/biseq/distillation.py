@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from biseq.corpus import DataError, Entry
+from biseq.ensemble import decode_entries
 from biseq.model_dir import atomic_write_text
 from biseq.transducer import Transducer
 
@@ -37,8 +38,6 @@ def distilled(train: Sequence[Entry], *, teacher_dir: str | Path, beam: int, out
         DataError: the teacher cannot be loaded, splits its sources differently, or a cached
             ``distilled.tsv`` does not hold these sources.
     """
-    from biseq.training import decode_entries  # training imports this module: imported on use
-
     cached = out / DISTILLED_FILE
     if cached.is_file():
         found = _read(cached)

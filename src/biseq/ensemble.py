@@ -4,6 +4,8 @@ At every step each model scores the next token; the ensemble's log-probability i
 ``log(mean_m p_m(token))`` (the models' probabilities averaged). Greedy is beam size 1.
 The models must share their vocabularies (e.g. several runs, or configurations, trained
 on the same data); each keeps its own architecture, state routing and attention.
+
+:func:`decode_entries` decodes corpus entries with one model or an ensemble alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from biseq.corpus import Entry
 from biseq.model import Seq2Seq
 from biseq.search import beam_search, check_generates, default_max_length, start_decoding
 from biseq.transducer import Transducer
@@ -152,3 +155,14 @@ class Ensemble:
                                                                  length_penalty=length_penalty)]
 
     predict_nbest = Transducer.predict_nbest  # text in, n-best text out: the same steps as one model's
+
+
+def decode_entries(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256,
+                   beam_size: int = 1, length_penalty: float = 1.0) -> list[list[str]]:
+    """The best output tokens for each entry's source: greedy, or beam search when ``beam_size > 1``."""
+    sources = [e.source for e in entries]
+    if beam_size > 1 or transducer.rescores:
+        found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
+                                             length_penalty=length_penalty)
+        return [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]
+    return transducer.predict_tokens(sources, batch_size=batch_size)

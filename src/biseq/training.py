@@ -25,7 +25,7 @@ from biseq.batching import Batch, encode_pairs, make_batches, padding_share, rev
 from biseq.checkpoints import restore_seed_states, save_epoch_weights, seed_states
 from biseq.config import Config, DataConfig
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
-from biseq.ensemble import Ensemble
+from biseq.ensemble import Ensemble, decode_entries
 from biseq.metrics import Scores, score
 from biseq.model_dir import VOCAB_FILE, read_vocabularies
 from biseq.parallel import ONE_PROCESS, Shard, agree, teardown
@@ -204,17 +204,6 @@ def train_subwords(train: Sequence[Entry], data: DataConfig) -> tuple[Subwords |
         except SubwordError as err:
             raise DataError(f"data.{side}_split = 'sentencepiece': {err}") from None
     return found[0], found[1]
-
-
-def decode_entries(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256,
-                   beam_size: int = 1, length_penalty: float = 1.0) -> list[list[str]]:
-    """The best output tokens for each entry's source: greedy, or beam search when ``beam_size > 1``."""
-    sources = [e.source for e in entries]
-    if beam_size > 1 or transducer.rescores:
-        found = transducer.predict_nbest_ids(transducer.encode_sources(sources), beam_size=beam_size,
-                                             length_penalty=length_penalty)
-        return [transducer.target_vocab.decode(n[0][0]) if n else [] for n in found]
-    return transducer.predict_tokens(sources, batch_size=batch_size)
 
 
 def evaluate(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256, beam_size: int = 1,
