@@ -230,6 +230,11 @@ def test_average_of_the_last_epochs_is_a_working_model(trained, tmp_path):
     result = biseq("predict", "--model", out, "--model", tmp_path / "avg", "--beam", 2, "--nbest", 2, "abc")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2 and result.stdout.startswith("abc\t")
+    # --nbest without --beam: the beam is as wide as the n-best list (was an error); too narrow a beam still is one
+    result = biseq("predict", "--model", out, "--nbest", 3, "abc")
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
+    result = biseq("predict", "--model", out, "--beam", 2, "--nbest", 3, "abc")
+    assert result.returncode == 2 and "--nbest 3 needs --beam of at least 3" in result.stderr
     for args, message in (((out, "--last", 0, "--out", tmp_path / "x"), "--last must be at least 1"),
                           ((out, "--out", out), "--out must be a new directory"),
                           ((tmp_path / "avg", "--out", tmp_path / "y"), "no epoch checkpoints")):

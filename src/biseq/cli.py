@@ -117,7 +117,8 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="*", help="words or text (e.g. hello world); none: read lines from stdin")
     pr.add_argument("--nbest", type=int, default=1,
                     help="candidates per word, each with a probability normalised over the candidates shown "
-                         "(dictionary variants share it equally; model candidates: softmax of their scores)")
+                         "(dictionary variants share it equally; model candidates: softmax of their scores); "
+                         "with a model directory and no --beam, the beam is K wide")
     pr.add_argument("--all", action="store_true", help="every pronunciation the dictionary lists")
     pr.add_argument("--no-stress", action="store_true", help="strip stress digits (AH0 -> AH)")
     pr.add_argument("--model-only", action="store_true", help="decode every word with the model, ignoring the "
@@ -444,6 +445,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     system = _system(args)
     if system is not None and args.joint_weight is None and args.beam is None:
         return _predict_with_system(args, system, inputs)
+    if system is None and args.beam is None and args.nbest > 1:
+        args.beam = args.nbest  # an n-best list of K needs a beam at least K wide
     if args.nbest > max(args.beam or 1, 1) and args.joint_weight is None and system is None:
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
     transducer = _load_for_decoding(args)
