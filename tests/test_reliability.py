@@ -115,6 +115,34 @@ def test_wrong_shapes_in_compact_weights_are_refused(saved, tmp_path):
         Transducer.load(copy)
 
 
+def test_compact_weights_load_without_running_initialisers_and_match_the_plain_way(saved, tmp_path):
+    """``build_from_weights`` skips Keras's random initialisers; the weights and outputs are the plain load's."""
+    from biseq.model import Seq2Seq
+    from biseq.model_dir import build_from_weights, read_model_dir, read_weights
+    from biseq.transducer import Transducer
+
+    copy = damaged(saved, tmp_path)
+    Transducer.load(copy).save(copy, weights_dtype="float16")
+    (copy / "model.keras").unlink(missing_ok=True)
+    found = read_model_dir(copy)
+
+    def build():
+        return Seq2Seq(config=found.config.model, source_vocab_size=len(found.source_vocab),
+                       target_vocab_size=len(found.target_vocab), name="seq2seq")
+
+    plain = build()
+    read_weights(plain, copy / "weights.npz")
+    fast = build_from_weights(build, copy / "weights.npz")
+    assert [w.path for w in fast.weights] == [w.path for w in plain.weights]
+    for a, b in zip(fast.weights, plain.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))
+    loaded = Transducer.load(copy)  # the compact form goes this way
+    words = ["ab", "ba", "aab"]
+    reference = Transducer(config=found.config, source_vocab=found.source_vocab, target_vocab=found.target_vocab,
+                           model=plain)
+    assert loaded.predict(words, beam_size=2) == reference.predict(words, beam_size=2)
+
+
 def test_a_full_disk_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
     import errno
     import os

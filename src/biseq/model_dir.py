@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -197,6 +198,12 @@ def _check_sizes(model: keras.Model, source_vocab: Vocabulary, target_vocab: Voc
 
 def read_weights(model: keras.Model, path: Path) -> None:
     """Set ``model``'s weights from a :data:`WEIGHTS_FILE` (``np.load`` without pickle)."""
+    for w, v in zip(model.weights, _weight_arrays(model, path), strict=True):
+        w.assign(v)
+
+
+def _weight_arrays(model: keras.Model, path: Path) -> list[np.ndarray]:
+    """The arrays of a :data:`WEIGHTS_FILE`, checked against ``model.weights`` (count, shapes), in their dtypes."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             values = [arrays[f"w{i:03d}"] for i in range(len(arrays.files))]
@@ -209,4 +216,27 @@ def read_weights(model: keras.Model, path: Path) -> None:
         if tuple(w.shape) != v.shape:
             raise ModelDirError(f"{path}: array {i} ({w.path}) has shape {v.shape}, the model expects "
                                 f"{tuple(w.shape)}")
-        w.assign(v.astype(w.dtype))
+    return [v.astype(w.dtype) for w, v in zip(weights, values, strict=True)]
+
+
+def build_from_weights(build: Callable[[], keras.Model], path: Path) -> keras.Model:
+    """``build()``'s network with the arrays of a :data:`WEIGHTS_FILE`, its random initialisers never run.
+
+    Keras runs a weight's initialiser when the weight is created: one compiled random op per
+    shape, ~2 s for the bundled model on 2 cores, for values that are then overwritten. Created in
+    ``keras.StatelessScope(initialize_variables=False)`` the weights wait uninitialised; each is
+    given its saved array as its initialiser, and leaving a new top-level scope initialises them.
+    Falls back to :func:`read_weights` after a normal build if Keras's variables differ from that.
+    """
+    with keras.StatelessScope(initialize_variables=False):
+        model = build()
+    weights = model.weights
+    if not all(getattr(w, "_value", 0) is None and hasattr(w, "_initializer") for w in weights):
+        model = build()  # this Keras initialised them anyway (or names things differently): the plain way
+        read_weights(model, path)
+        return model
+    for w, value in zip(weights, _weight_arrays(model, path), strict=True):
+        w._initializer = lambda shape, dtype=None, value=value: value  # noqa: SLF001 (Keras's deferred init)
+    with keras.StatelessScope():  # on exit, Keras initialises every variable still waiting
+        pass
+    return model

@@ -25,9 +25,9 @@ from biseq.model_dir import (
     ModelDirError,
     atomic_save_model,
     atomic_write_text,
+    build_from_weights,
     load_keras_file,
     read_model_dir,
-    read_weights,
     write_model_dir,
 )
 from biseq.vocabulary import UNK, Vocabulary
@@ -144,8 +144,8 @@ class Transducer(ModelDecoding):
         """
         directory = Path(directory)
         found = read_model_dir(directory)
-        transducer = cls(config=found.config, source_vocab=found.source_vocab, target_vocab=found.target_vocab,
-                         model=found.model)
-        if found.model is None:
-            read_weights(transducer.model, directory / WEIGHTS_FILE)
-        return transducer
+        model = found.model or build_from_weights(
+            lambda: Seq2Seq(config=found.config.model, source_vocab_size=len(found.source_vocab),
+                            target_vocab_size=len(found.target_vocab), name="seq2seq"), directory / WEIGHTS_FILE)
+        return cls(config=found.config, source_vocab=found.source_vocab, target_vocab=found.target_vocab,
+                   model=model)
