@@ -131,3 +131,17 @@ def test_model_beam_one_equals_greedy_and_nbest_is_sorted():
     assert np.asarray(seqs5).shape == (3, 5, 7)
     assert (np.diff(np.asarray(scores5), axis=1) <= 1e-5).all()
     np.testing.assert_allclose(np.asarray(logps5), np.asarray(scores5), rtol=1e-6)  # length_penalty 0: score = log p
+
+
+@pytest.mark.parametrize("search", [GreedySearch, BeamSearch])
+def test_a_search_is_traced_once_not_first_run_eagerly(search, monkeypatch):
+    """Keras builds an unbuilt model by calling it eagerly before compiling: a whole search op by op (~3 s)."""
+    from tests.test_search_and_learning import small_model
+
+    system = small_model(attention="luong")
+    model = search(system.model, max_length=5)
+    calls = []
+    original = type(model).call
+    monkeypatch.setattr(type(model), "call", lambda self, source: calls.append(1) or original(self, source))
+    model.predict_on_batch(np.array([[4, 5, 6]], "int32"))
+    assert model.built and len(calls) == 1  # traced by jit once; 2 when Keras first ran it eagerly to build it

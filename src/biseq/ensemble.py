@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import keras
 import numpy as np
 from keras import ops
 
 from biseq.corpus import Entry
 from biseq.model import Seq2Seq
-from biseq.search import beam_search, check_generates, default_max_length, start_decoding
+from biseq.search import SearchModel, beam_search, check_generates, default_max_length, start_decoding
 from biseq.transducer import Transducer
 
 
@@ -27,7 +26,7 @@ class EnsembleError(ValueError):
     """Models that cannot decode together."""
 
 
-class EnsembleSearch(keras.Model):
+class EnsembleSearch(SearchModel):
     """Beam search (greedy at ``beam_size=1``) over the averaged next-token distributions of several models.
 
     Call arguments:

@@ -69,7 +69,20 @@ def default_max_length(source_width: int) -> int:
     return 2 * source_width + 5
 
 
-class GreedySearch(keras.Model):
+class SearchModel(keras.Model):
+    """A model around a built :class:`~biseq.model.Seq2Seq` that owns no weights: built from the start.
+
+    Keras's ``predict_on_batch`` builds an unbuilt model by calling it once eagerly (in a
+    ``StatelessScope``): a whole search run op by op, ~140 small compilations (~3 s) at the first
+    call of every search. These models have nothing to build.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.built = True
+
+
+class GreedySearch(SearchModel):
     """Greedy decoding of a :class:`~biseq.model.Seq2Seq`.
 
     Call arguments:
@@ -204,7 +217,7 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
     return seqs, scores, logps
 
 
-class BeamSearch(keras.Model):
+class BeamSearch(SearchModel):
     """Beam search over a :class:`~biseq.model.Seq2Seq` with a unidirectional decoder.
 
     Call arguments:
@@ -243,7 +256,7 @@ def picked_log_probs(logits, target):
     return ops.take_along_axis(logp, ops.cast(target, "int32")[..., None], axis=-1)[..., 0]
 
 
-class OutputScorer(keras.Model):
+class OutputScorer(SearchModel):
     """Teacher-forced log-probability of each given output token under an autoregressive model.
 
     A ``twin`` model is scored by its left-to-right decoder (the direction ensembles decode in).
@@ -269,7 +282,7 @@ class OutputScorer(keras.Model):
         return picked_log_probs(logits, decoder_target)
 
 
-class TwinScorer(keras.Model):
+class TwinScorer(SearchModel):
     """Teacher-forced log-probabilities of given outputs under both decoders of a ``twin`` model.
 
     Call arguments:
@@ -296,7 +309,7 @@ class TwinScorer(keras.Model):
         return total(fwd_logits, fwd_tgt), total(bwd_logits, bwd_tgt)
 
 
-class MaskPredict(keras.Model):
+class MaskPredict(SearchModel):
     """Non-autoregressive decoding of a ``masked`` model by iterative mask-predict.
 
     1. predict the target length from the encoder; keep the ``length_candidates`` most likely;
