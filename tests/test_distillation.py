@@ -61,6 +61,40 @@ def test_the_student_trains_on_the_teachers_outputs_and_resumes_without_it(teach
     assert any("teacher outputs read from" in line for line in logged)
 
 
+def test_an_ensemble_of_teachers_and_a_resume_with_empty_outputs(teacher, tmp_path):
+    """Two teachers (comma-separated) decode together; a source whose output was empty does not break a resume."""
+    import numpy as np
+
+    from biseq.ensemble import Ensemble, decode_entries
+    from biseq.training import prepare, train
+    from biseq.transducer import Transducer
+
+    data, original = teacher
+    second = tmp_path / "second"
+    other = Transducer.load(original)  # a second, different teacher: the first with its weights scaled
+    for w in other.model.weights:
+        w.assign(np.asarray(w.value) * 1.7)
+    other.save(second)
+    config = settings(data, distill_from=f"{original},{second}", distill_beam=2)
+    logged: list[str] = []
+    train(config, out=tmp_path / "student", verbose=0, log=logged.append)
+    pairs = [json.loads(line) for line in
+             (tmp_path / "student" / "distilled.jsonl").read_text(encoding="utf-8").splitlines()]
+    entries = prepare(config).train
+    both = Ensemble([Transducer.load(original), Transducer.load(second)])
+    assert [t for _, t in pairs] == decode_entries(both, entries, beam_size=2)
+    assert [t for _, t in pairs] != decode_entries(Transducer.load(original), entries, beam_size=2)  # not just one
+    # a source the teachers left empty stays in the file (so a resume can check every source) but is not trained on
+    pairs[0][1] = []
+    (tmp_path / "student" / "distilled.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs),
+                                                          encoding="utf-8")
+    from biseq.distillation import distilled
+
+    kept = distilled(entries, teacher_dir="unused", beam=2, out=tmp_path / "student", source_split="char",
+                     log=logged.append)
+    assert len(kept) == len(entries) - 1 and kept[0].source == entries[1].source
+
+
 def test_distillation_errors_are_clear(teacher, tmp_path):
     from biseq.training import train
 

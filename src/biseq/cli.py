@@ -86,9 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr-schedule", choices=["plateau", "cosine"],
                     help="plateau: halve on dev plateaus; cosine: anneal over the time limit (or the epochs)")
     tr.add_argument("--keep-checkpoints", type=int, help="keep the last N epochs' weights (for 'biseq average')")
-    tr.add_argument("--distill-from", metavar="TEACHER",
+    tr.add_argument("--distill-from", metavar="TEACHER", action="append",
                     help="sequence-level distillation: train on this model's beam outputs for the training sources "
-                         "(a run on the same split; its decoding is not counted in the time limit)")
+                         "(a run on the same split; its decoding is not counted in the time limit); repeat it for "
+                         "an ensemble of teachers")
     tr.add_argument("--distill-beam", type=int, help="the teacher's beam size (default 5)")
     tr.add_argument("--encoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
@@ -318,7 +319,8 @@ def _train_config(args: argparse.Namespace):
     train = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                ("learning_rate", args.learning_rate), ("time_limit_minutes", args.time_limit),
                                ("lr_schedule", args.lr_schedule),
-                               ("keep_checkpoints", args.keep_checkpoints), ("distill_from", args.distill_from),
+                               ("keep_checkpoints", args.keep_checkpoints),
+                               ("distill_from", ",".join(args.distill_from or []) or None),
                                ("distill_beam", args.distill_beam))
              if v is not None}
     if not args.config and not args.data and args.time_limit is None:

@@ -1,7 +1,8 @@
 """Sequence-level knowledge distillation: train on a teacher model's outputs instead of the references.
 
 ``train.distill_from = TEACHER`` (``biseq train --distill-from TEACHER``): before training, the teacher
-(a model directory written by ``biseq train``, trained on the same split) decodes every training
+(a model directory written by ``biseq train``, trained on the same split; several directories,
+comma-separated or ``--distill-from`` repeated, decode together as an ensemble) decodes every training
 source with beam ``train.distill_beam``, and its best output becomes that source's only target
 (Kim & Rush 2016). Non-autoregressive decoders depend on it: the teacher's outputs are more
 predictable than the references (one pronunciation per word, consistent choices), so a decoder that
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from biseq.corpus import DataError, Entry
-from biseq.ensemble import decode_entries
+from biseq.ensemble import Ensemble, EnsembleError, decode_entries
 from biseq.model_dir import atomic_write_text
 from biseq.transducer import Transducer
 
@@ -45,27 +46,44 @@ def distilled(train: Sequence[Entry], *, teacher_dir: str | Path, beam: int, out
             raise DataError(f"{cached}: its sources are not this run's training sources (delete it to "
                             "distill again)")
         log(f"distillation: {len(found)} teacher outputs read from {cached}")
-        return found
-    try:
-        teacher = Transducer.load(teacher_dir)
-    except (OSError, ValueError) as err:
-        raise DataError(f"train.distill_from: cannot load the teacher {teacher_dir}: {err}") from None
-    if teacher.config.data.splits[0] != source_split:
-        raise DataError(f"train.distill_from: the teacher {teacher_dir} splits its sources by "
-                        f"{teacher.config.data.splits[0]!r}, this run by {source_split!r}")
-    if teacher.model.objective in ("masked", "seed"):
-        raise DataError(f"train.distill_from: the teacher {teacher_dir} has objective "
-                        f"{teacher.model.objective!r}; a teacher decodes left to right (autoregressive or twin)")
+        return [e for e in found if e.targets[0]]
+    teacher = _teacher([d for d in str(teacher_dir).split(",") if d], source_split=source_split)
     started = time.time()
     outputs = decode_entries(teacher, train, batch_size=batch_size, beam_size=beam)
-    entries = [Entry(e.source, (tuple(h),)) for e, h in zip(train, outputs, strict=True) if h]
+    found = [Entry(e.source, (tuple(h),)) for e, h in zip(train, outputs, strict=True)]
     same = sum(1 for e, h in zip(train, outputs, strict=True) if tuple(h) in e.targets)
+    entries = [e for e in found if e.targets[0]]
     log(f"distillation: {teacher_dir} decoded {len(train)} training sources (beam {beam}) in "
         f"{time.time() - started:.0f}s; {100 * same / max(len(train), 1):.1f}% equal a reference; "
         f"{len(train) - len(entries)} empty outputs dropped")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cached, "".join(_line(e) + "\n" for e in entries))
+    atomic_write_text(cached, "".join(_line(e) + "\n" for e in found))  # every source, so a resume can check them
     return entries
+
+
+def _teacher(directories: Sequence[str], *, source_split: str) -> Transducer | Ensemble:
+    """One teacher model, or several decoding together as an ensemble (their vocabularies must match)."""
+    if not directories:
+        raise DataError("train.distill_from names no teacher directory")
+    teachers = []
+    for directory in directories:
+        try:
+            teacher = Transducer.load(directory)
+        except (OSError, ValueError) as err:
+            raise DataError(f"train.distill_from: cannot load the teacher {directory}: {err}") from None
+        if teacher.config.data.splits[0] != source_split:
+            raise DataError(f"train.distill_from: the teacher {directory} splits its sources by "
+                            f"{teacher.config.data.splits[0]!r}, this run by {source_split!r}")
+        if teacher.model.objective in ("masked", "seed"):
+            raise DataError(f"train.distill_from: the teacher {directory} has objective "
+                            f"{teacher.model.objective!r}; a teacher decodes left to right (autoregressive or twin)")
+        teachers.append(teacher)
+    if len(teachers) == 1:
+        return teachers[0]
+    try:
+        return Ensemble(teachers)
+    except EnsembleError as err:
+        raise DataError(f"train.distill_from: the teachers cannot decode together: {err}") from None
 
 
 def _read(path: Path) -> list[Entry]:
