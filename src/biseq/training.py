@@ -177,12 +177,13 @@ def prepare(config: Config) -> Prepared:
     if data.dev_path:
         parts["dev"] = read_corpus(data.dev_path, config=data)
 
-    train = parts["train"]
+    train = [e for e in parts["train"] if fits(e, data)]
     source_subwords, target_subwords = train_subwords(train, data)
     source_vocab = Vocabulary.build((e.source for e in train), subwords=source_subwords)
     target_vocab = Vocabulary.build((t for e in train for t in e.targets), extra=extra, subwords=target_subwords)
-    train = [e for e in train if fits(Entry(tuple(source_vocab.segment(e.source)),
-                                            tuple(tuple(target_vocab.segment(t)) for t in e.targets)), data)]
+    if source_subwords is not None or target_subwords is not None:  # limits hold for the pieces the model reads
+        train = [e for e in train if fits(Entry(tuple(source_vocab.segment(e.source)),
+                                                tuple(tuple(target_vocab.segment(t)) for t in e.targets)), data)]
     if not train:
         raise DataError("No training data left after the split: use more data or a smaller dev/test fraction.")
     return Prepared(train=train, dev=parts["dev"], test=parts["test"], source_vocab=source_vocab,
