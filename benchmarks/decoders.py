@@ -1,7 +1,7 @@
 """Accuracy and speed of every decoder on the same held-out words.
 
 Usage:
-    python benchmarks/decoders.py --uni runs/g2p --twin runs/twin --masked runs/masked [--limit 2000]
+    python benchmarks/decoders.py --uni runs/g2p --twin runs/twin --masked runs/masked --ctc runs/ctc [--limit 2000]
 
 Each model directory is one written by ``biseq train`` on the default data (same split seed, so the
 held-out test words are the same). Every decoder runs once to compile, then once timed; words per
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--uni", help="model dir: unidirectional decoder")
     parser.add_argument("--twin", help="model dir: decoder bilstm, objective twin")
     parser.add_argument("--masked", help="model dir: decoder bilstm, objective masked")
+    parser.add_argument("--ctc", help="model dir: decoder bilstm, objective ctc")
     parser.add_argument("--limit", type=int, default=2000, help="held-out words (0: all)")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--json", default="benchmarks/decoders.json")
@@ -54,7 +55,7 @@ def main() -> None:
 
     rows = []
     entries = None
-    for kind in ("uni", "twin", "masked"):
+    for kind in ("uni", "twin", "masked", "ctc"):
         path = getattr(args, kind)
         if not path:
             continue
@@ -71,6 +72,10 @@ def main() -> None:
                 rows.append(run_row(f"twin {label}, beam {args.beam}", system, entries,
                                     lambda s, x, d=d: best(s.predict_nbest_ids(x, beam_size=args.beam, direction=d))))
             rows.append(run_row(f"twin rescored, beam {args.beam} each way", system, entries,
+                                lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
+        elif kind == "ctc":
+            rows.append(run_row("ctc, greedy (best alignment)", system, entries, lambda s, x: s.predict_ids(x)))
+            rows.append(run_row(f"ctc, prefix beam {args.beam}", system, entries,
                                 lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
         else:
             for iterations in (1, 2, 4, 8):

@@ -95,8 +95,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--decoder", choices=["lstm", "bilstm", "gru", "bigru"])
     tr.add_argument("--bridge", choices=["concat", "sum", "dense", "forward", "zero", "direct"])
     tr.add_argument("--attention", choices=["none", "luong", "bahdanau"])
-    tr.add_argument("--objective", choices=["autoregressive", "twin", "masked", "seed"],
-                    help="how a bidirectional decoder is trained (default twin)")
+    tr.add_argument("--objective", choices=["autoregressive", "twin", "masked", "ctc", "seed"],
+                    help="how a bidirectional decoder is trained (default twin; masked and ctc are non-autoregressive)")
+    tr.add_argument("--upsampling", type=int, help="objective ctc: decoder frames per source token (default 3)")
     tr.add_argument("--encoder-units", type=int)
     tr.add_argument("--decoder-units", type=int)
     tr.add_argument("--layers", type=int, help="encoder and decoder layers")
@@ -302,7 +303,8 @@ def _train_config(args: argparse.Namespace):
     model = {k: v for k, v in (("encoder", args.encoder), ("decoder", args.decoder), ("bridge", args.bridge),
                                ("attention", args.attention), ("objective", args.objective),
                                ("encoder_units", args.encoder_units),
-                               ("decoder_units", args.decoder_units)) if v is not None}
+                               ("decoder_units", args.decoder_units), ("upsampling", args.upsampling))
+             if v is not None}
     if args.layers is not None:
         model.update(encoder_layers=args.layers, decoder_layers=args.layers)
     if model.get("objective") == "seed" and "attention" not in model:
@@ -413,7 +415,7 @@ def _load_for_decoding(args: argparse.Namespace):
         t.iterations, t.length_candidates = args.iterations, args.length_candidates
     if len(transducers) == 1:
         return transducers[0]
-    if any(t.model.objective in ("masked", "seed") for t in transducers):
+    if any(t.model.objective in ("masked", "ctc", "seed") for t in transducers):
         raise UsageError("an ensemble decodes left to right: every --model must be autoregressive or twin")
     return Ensemble(transducers)
 
@@ -701,7 +703,9 @@ def _print_model(path: str, transducer) -> None:
     print(f"encoder: {c.encoder} x {c.encoder_layers} layer(s), {c.encoder_units} units per direction")
     print(f"decoder: {c.decoder} x {c.decoder_layers} layer(s), {c.decoder_units} units; attention: {c.attention}"
           + (f" (input feeding: {c.input_feeding})" if c.attention != "none" else ""))
-    print(f"objective: {c.resolved_objective}; bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
+    objective = c.resolved_objective + (f" ({c.upsampling} frames per source token)" if c.resolved_objective == "ctc"
+                                        else "")
+    print(f"objective: {objective}; bridge: {c.resolved_bridge}; embedding {c.embedding_dim}; "
           f"vocabularies {len(transducer.source_vocab)} source / {len(transducer.target_vocab)} target symbols; "
           f"{transducer.model.count_params():,} parameters")
     from biseq.checkpoints import weights_fingerprint

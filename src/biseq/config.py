@@ -18,7 +18,7 @@ from biseq.routing import default_bridge, plan_routes
 RecurrentKind = Literal["lstm", "bilstm", "gru", "bigru"]
 BridgeKind = Literal["concat", "sum", "dense", "forward", "zero", "direct"]
 AttentionKind = Literal["none", "luong", "bahdanau"]
-Objective = Literal["autoregressive", "twin", "masked", "seed"]
+Objective = Literal["autoregressive", "twin", "masked", "ctc", "seed"]
 Split = Literal["char", "space", "sentencepiece"]
 LrSchedule = Literal["plateau", "cosine"]
 
@@ -140,7 +140,9 @@ class ModelConfig(_Section):
     ``bilstm``, ``gru``, ``bigru``. ``objective`` says how a bidirectional
     decoder is trained and decoded: ``twin`` (default: left-to-right and
     right-to-left decoders rescoring each other), ``masked`` (non-autoregressive
-    mask-predict) or ``seed`` (the question's teacher-forced ``Bidirectional``
+    mask-predict), ``ctc`` (non-autoregressive: the seed's ``Bidirectional`` decoder reads the
+    encoder outputs, each split into ``upsampling`` frames, and is trained with CTC; see
+    :mod:`biseq.ctc`) or ``seed`` (the question's teacher-forced ``Bidirectional``
     decoder, which leaks the future and cannot generate). ``bridge`` routes the encoder's final
     states into the decoder's initial states (see ``biseq.bridge``); ``None``
     chooses ``concat`` for a unidirectional decoder after a bidirectional
@@ -161,6 +163,7 @@ class ModelConfig(_Section):
     dropout: float = 0.1
     recurrent_dropout: float = 0.0
     objective: Objective | None = None
+    upsampling: int = 3
 
     @property
     def resolved_objective(self) -> str:
@@ -174,7 +177,8 @@ class ModelConfig(_Section):
         return self.bridge or default_bridge(encoder_kind=self.encoder, decoder_kind=self.decoder)
 
     def validate(self) -> None:
-        for name in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers"):
+        for name in ("embedding_dim", "encoder_units", "encoder_layers", "decoder_units", "decoder_layers",
+                     "upsampling"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be at least 1. Received: {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
@@ -186,7 +190,7 @@ class ModelConfig(_Section):
         plan_routes(bridge=self.resolved_bridge, encoder_kind=self.encoder, encoder_units=self.encoder_units,
                     encoder_layers=self.encoder_layers, decoder_kind=self.decoder, decoder_units=self.decoder_units,
                     decoder_layers=self.decoder_layers)  # raises BridgeError naming the shapes
-        objectives = ("twin", "masked", "seed") if self.decoder.startswith("bi") else ("autoregressive",)
+        objectives = ("twin", "masked", "ctc", "seed") if self.decoder.startswith("bi") else ("autoregressive",)
         if self.resolved_objective not in objectives:
             raise ConfigError(
                 f"model.objective={self.objective!r} does not fit decoder={self.decoder!r}; "

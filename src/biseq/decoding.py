@@ -17,7 +17,7 @@ from biseq.config import Config
 from biseq.model import Seq2Seq
 from biseq.parallel import decoding_devices, spread_rows
 from biseq.scoring import ModelScoring
-from biseq.search import BeamSearch, GreedySearch, MaskPredict
+from biseq.search import BeamSearch, CTCSearch, GreedySearch, MaskPredict
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
 
@@ -36,6 +36,7 @@ class ModelDecoding(ModelScoring):
         self._greedy: GreedySearch | None = None
         self._beams: dict[tuple[int, float, int], BeamSearch] = {}
         self._mask_predict: dict[tuple[int, int], MaskPredict] = {}
+        self._ctc: dict[tuple[int, int], CTCSearch] = {}
         self.iterations, self.length_candidates = 4, 3  # mask-predict settings (objective "masked")
 
     @property
@@ -68,13 +69,14 @@ class ModelDecoding(ModelScoring):
         return results
 
     def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
-        """Greedy-decode id sequences (mask-predict for a ``masked`` model)."""
-        search = self.mask_predict() if self.model.objective == "masked" else self.greedy
+        """Greedy-decode id sequences (mask-predict for a ``masked`` model, best alignment for ``ctc``)."""
+        search = {"masked": self.mask_predict, "ctc": self.ctc}.get(self.model.objective, lambda: self.greedy)()
 
         def run(batch):
             out = search.predict_on_batch(batch)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            return [[int(t) for t in row] for row in np.asarray(out)]
+            out = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
+            out = out[:, 0] if out.ndim == 3 else out  # CTC: the first of its n-best
+            return [[int(t) for t in row] for row in out]
 
         return self._batched(sources, run, batch_size=batch_size)
 
@@ -86,6 +88,13 @@ class ModelDecoding(ModelScoring):
                 self.model, mask_id=self.target_vocab.id(MASK), iterations=self.iterations,
                 length_candidates=self.length_candidates, max_length=self.config.train.max_decode_length)
         return self._mask_predict[key]
+
+    def ctc(self, beam_size: int = 1, nbest: int = 1) -> CTCSearch:
+        """Objective ``ctc``: the compiled CTC search (greedy for ``beam_size`` 1; built on first use)."""
+        if (beam_size, nbest) not in self._ctc:
+            self._ctc[beam_size, nbest] = CTCSearch(self.model, beam_size=beam_size, nbest=nbest,
+                                                    max_length=self.config.train.max_decode_length)
+        return self._ctc[beam_size, nbest]
 
     def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> BeamSearch:
         """The compiled beam search for these settings (built on first use, then kept)."""
@@ -107,6 +116,8 @@ class ModelDecoding(ModelScoring):
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         if self.model.objective == "twin" and direction is None:
             return self.twin_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
+        if self.model.objective == "ctc":
+            return self.ctc_nbest_ids(sources, beam_size=beam_size, nbest=nbest, batch_size=batch_size)
         found = self.beam_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty,
                                     batch_size=batch_size, direction=direction or 0)
         return [[(ids, score) for ids, score, _ in hyps] for hyps in found]
@@ -127,6 +138,18 @@ class ModelDecoding(ModelScoring):
             seqs, scores, logps = (np.asarray(x) for x in search.predict_on_batch(batch))
             return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]),
                       float(logps[r, j])) for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
+
+        return self._batched(sources, run, batch_size=batch_size)
+
+    def ctc_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                      batch_size: int = 64) -> list[list[tuple[list[int], float]]]:
+        """Objective ``ctc``: CTC prefix beam search; per source the ``nbest`` best ``(ids, log p)``."""
+        search = self.ctc(beam_size, nbest)
+
+        def run(batch):
+            tokens, scores = (np.asarray(x) for x in search.predict_on_batch(batch))
+            return [[([int(t) for t in tokens[r, j] if t != PAD_ID], float(scores[r, j])) for j in range(nbest)
+                     if scores[r, j] > -1e8] for r in range(len(tokens))]
 
         return self._batched(sources, run, batch_size=batch_size)
 

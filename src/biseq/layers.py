@@ -410,7 +410,7 @@ class BidirectionalDecoder(keras.layers.Layer):
         self.recurrent_dropout = recurrent_dropout
         _check_fused(fused, recurrent_dropout)
         self.vocab_size, self.embedding_dim, self.dropout_rate = vocab_size, embedding_dim, dropout
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="target_embedding")
+        self.embedding = self.input_layer()
         rnn = _rnn_class(kind)
         self.rnns = [
             keras.layers.Bidirectional(rnn(units, return_sequences=True, recurrent_dropout=recurrent_dropout,
@@ -421,8 +421,15 @@ class BidirectionalDecoder(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(dropout)
         self.output_projection = keras.layers.Dense(vocab_size, name="output_projection")
 
-    def build(self, input_shape=None) -> None:
+    def input_layer(self) -> keras.layers.Layer:
+        """What turns the decoder's input into ``[B, T, E]`` vectors: the target embedding."""
+        return keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="target_embedding")
+
+    def build_input(self) -> None:
         self.embedding.build((None, None))
+
+    def build(self, input_shape=None) -> None:
+        self.build_input()
         width = self.embedding_dim
         for layer in self.rnns:
             layer.build((None, None, width))
@@ -434,8 +441,11 @@ class BidirectionalDecoder(keras.layers.Layer):
         self.built = True
 
     def call(self, decoder_input, layer_states, memory=None, memory_mask=None, training=False):
-        mask = ops.not_equal(decoder_input, 0)
         x = self.dropout(self.embedding(decoder_input), training=training)
+        return self.read(x, ops.not_equal(decoder_input, 0), layer_states, memory, memory_mask, training=training)
+
+    def read(self, x, mask, layer_states, memory=None, memory_mask=None, training=False):
+        """The seed's layers, then attention, over ``x [B, T, E]`` with ``mask [B, T]``: logits ``[B, T, V]``."""
         for layer, states in zip(self.rnns, layer_states, strict=True):
             if self.fused:
                 x = run_directions(layer, x, mask, list(states))[0]

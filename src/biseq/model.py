@@ -14,6 +14,7 @@ from keras import ops
 
 from biseq.bridge import Bridge, join_states, split_states
 from biseq.config import ModelConfig
+from biseq.ctc import CTCDecoder
 from biseq.layers import BidirectionalDecoder, RecurrentDecoder, RecurrentEncoder, TwinDecoder
 from biseq.routing import directions
 
@@ -68,6 +69,9 @@ class Seq2Seq(keras.Model):
                       input_feeding=c.input_feeding)
         if self.objective == "twin":
             self.decoder = TwinDecoder(**common, **memory)
+        elif self.objective == "ctc":
+            self.decoder = CTCDecoder(**common, attention=c.attention, memory_dim=memory["memory_dim"],
+                                      upsampling=c.upsampling)
         elif self.objective in ("masked", "seed"):
             self.decoder = BidirectionalDecoder(**common, attention=c.attention, memory_dim=memory["memory_dim"])
         else:
@@ -129,10 +133,14 @@ class Seq2Seq(keras.Model):
     def call(self, inputs, training=False):
         """Teacher forcing.
 
+        * ctc: ``source`` (no target input) -> frame logits ``[B, S U, V]`` (:mod:`biseq.ctc`);
         * autoregressive, seed: ``(source, decoder_input)`` -> logits ``[B, T, V]``;
         * twin: ``(source, left_to_right_input, right_to_left_input)`` -> two logits ``[B, T, V]``;
         * masked: ``(source, masked_target)`` -> ``(logits [B, T, V], length logits [B, LENGTH_CLASSES])``.
         """
+        if self.objective == "ctc":
+            encoded = self.encode(inputs[0] if isinstance(inputs, (tuple, list)) else inputs, training=training)
+            return self.decoder(encoded.memory, encoded.mask, self.initial_decoder_states(encoded), training=training)
         source = inputs[0]
         encoded = self.encode(source, training=training)
         layer_states = self.initial_decoder_states(encoded)

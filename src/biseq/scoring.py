@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from biseq.batching import decode_rows, decode_width, reverse_targets, target_batch
+from biseq.batching import decode_rows, decode_width, pad_ids, reverse_targets, target_batch
 from biseq.model import Seq2Seq
-from biseq.search import OutputScorer, TwinScorer
+from biseq.search import CTCScorer, OutputScorer, TwinScorer
 
 
 class ModelScoring:
@@ -25,6 +25,7 @@ class ModelScoring:
         self.model = model
         self._scorer: TwinScorer | None = None
         self._output_scorer: OutputScorer | None = None
+        self._ctc_scorer: CTCScorer | None = None
 
     def token_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
                         batch_size: int = 256) -> list[np.ndarray]:
@@ -55,7 +56,26 @@ class ModelScoring:
             return np.zeros(0)
         if self.model.objective == "twin":
             return self.twin_scores(sources, outputs).mean(axis=1)
+        if self.model.objective == "ctc":
+            return self.ctc_log_probs(sources, outputs)
         return np.array([t.sum() for t in self.token_log_probs(sources, outputs)])
+
+    def ctc_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
+                      batch_size: int = 256) -> np.ndarray:
+        """``[N]`` ``log p(output | source)`` under a ``ctc`` model (every alignment summed)."""
+        if self._ctc_scorer is None:
+            self._ctc_scorer = CTCScorer(self.model)
+        result = np.zeros(len(sources), dtype=np.float64)
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            rows = decode_rows(len(chunk), batch_size)
+            source = pad_ids([sources[i] for i in chunk], decode_width(max(1, *(len(sources[i]) for i in chunk))),
+                             rows)
+            output = pad_ids([outputs[i] for i in chunk], decode_width(max(1, *(len(outputs[i]) for i in chunk))),
+                             rows)
+            result[chunk] = np.asarray(self._ctc_scorer.predict_on_batch((source, output)))[: len(chunk)]
+        return result
 
     def twin_scores(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
                     batch_size: int = 256) -> np.ndarray:

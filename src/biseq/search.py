@@ -42,6 +42,8 @@ def check_generates(seq2seq: Seq2Seq, direction: int) -> None:
         raise LeakyDecodingError(LEAK_MESSAGE.format(kind=seq2seq.model_config.decoder))
     if seq2seq.objective == "masked":
         raise LeakyDecodingError("A 'masked' decoder is non-autoregressive: decode it with mask-predict.")
+    if seq2seq.objective == "ctc":
+        raise LeakyDecodingError("A 'ctc' decoder is non-autoregressive: decode it with CTCSearch.")
     if direction not in seq2seq.generation_directions:
         raise ValueError(f"direction must be one of {seq2seq.generation_directions}. Received: {direction}")
 
@@ -380,3 +382,74 @@ class MaskPredict(SearchModel):
         tokens = ops.reshape(tokens, (batch, c, out_width))
         chosen = ops.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]
         return chosen, ops.max(mean_logp, axis=-1)
+
+
+class CTCSearch(SearchModel):
+    """Decoding of a ``ctc`` model: one pass of the seed's bidirectional decoder, then CTC search.
+
+    ``beam_size`` 1: every frame's best label, repeats merged, blanks dropped (the best
+    alignment); the score is that alignment's log-probability. Larger: CTC prefix beam search
+    (``keras.ops.ctc_decode``), which sums the alignments of each output; the ``nbest`` best
+    outputs with their log-probabilities.
+
+    Call arguments:
+        source: ``[B, S]`` int source ids (0-padded).
+
+    Returns:
+        ``(tokens [B, K, W], log p [B, K])`` with ``K = nbest`` and ``W = max_length or S U``,
+        0-padded after each output.
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, *, beam_size: int = 1, nbest: int = 1, max_length: int = 0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if seq2seq.objective != "ctc":
+            raise ValueError(f"CTCSearch needs a 'ctc' model. Received objective={seq2seq.objective!r}")
+        if not 1 <= nbest <= beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
+        self.seq2seq, self.beam_size, self.nbest, self.max_length = seq2seq, beam_size, nbest, max_length
+
+    def call(self, source):
+        from biseq.ctc import BLANK_ID
+
+        model = self.seq2seq
+        encoded = model.encode(source)
+        logits = model.decoder(encoded.memory, encoded.mask, model.initial_decoder_states(encoded))
+        frames = ops.sum(ops.cast(model.decoder.frame_mask(encoded.mask), "int32"), axis=1)
+        if self.beam_size == 1:
+            log_probs = ops.log_softmax(logits, axis=-1)
+            tokens, _ = ops.ctc_decode(logits, frames, strategy="greedy", mask_index=BLANK_ID)
+            scores = ops.sum(ops.max(log_probs, axis=-1), axis=1)[:, None]
+        else:
+            tokens, scores = ops.ctc_decode(logits, frames, strategy="beam_search", beam_width=self.beam_size,
+                                            top_paths=self.nbest, mask_index=BLANK_ID)
+        tokens = ops.transpose(ops.where(tokens < 0, PAD_ID, tokens), (1, 0, 2))  # [B, K, S U]
+        if self.max_length:
+            tokens = tokens[:, :, : self.max_length]
+        return ops.cast(tokens, "int32"), scores
+
+
+class CTCScorer(SearchModel):
+    """``log p(output | source)`` under a ``ctc`` model: minus the CTC loss, every alignment summed.
+
+    Call arguments:
+        inputs: ``(source [B, S], output [B, T])`` 0-padded ids (no ``<s>``/``</s>``).
+
+    Returns:
+        ``[B]`` log-probabilities (about ``-1e5`` per frame where no alignment fits).
+    """
+
+    def __init__(self, seq2seq: Seq2Seq, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if seq2seq.objective != "ctc":
+            raise ValueError(f"CTCScorer needs a 'ctc' model. Received objective={seq2seq.objective!r}")
+        self.seq2seq = seq2seq
+
+    def call(self, inputs):
+        from biseq.ctc import BLANK_ID
+
+        source, output = inputs
+        logits = self.seq2seq(source)
+        lengths = ops.sum(ops.cast(ops.not_equal(output, PAD_ID), "int32"), axis=1)
+        frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
+        return -ops.ctc_loss(output, logits, lengths, frames, mask_index=BLANK_ID)

@@ -25,6 +25,7 @@ from biseq.batching import Batch, encode_pairs, make_batches, padding_share, rev
 from biseq.checkpoints import restore_seed_states, save_epoch_weights, seed_states
 from biseq.config import Config, DataConfig
 from biseq.corpus import DataError, Entry, load_default_corpus, read_corpus, split_corpus
+from biseq.ctc import CTCLoss, alignable
 from biseq.ensemble import Ensemble, decode_entries
 from biseq.metrics import Scores, score
 from biseq.model_dir import VOCAB_FILE, read_vocabularies
@@ -72,7 +73,8 @@ class BatchSequence(keras.utils.PyDataset):
 
     Items are ``(inputs, targets, sample weights)`` for ``model.fit``: autoregressive
     ``((source, decoder_input), target, weight)``; twin adds the right-to-left input, target
-    and weight; masked gives ``((source, masked_target), (target, length), (mask weight, row weight))``.
+    and weight; masked gives ``((source, masked_target), (target, length), (mask weight, row weight))``;
+    ctc ``(source, target, row weight)`` (the target without ``<s>``/``</s>``, rows CTC cannot align weighted 0).
     With ``rows`` every array is cut to those rows of the batch: one process's part of a global batch.
     With ``stream`` the batches come a chunk at a time from a file too large for memory, and ``pairs``
     is not used.
@@ -80,8 +82,9 @@ class BatchSequence(keras.utils.PyDataset):
 
     def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
                  objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0,
-                 rows: slice | None = None, stream: ChunkedBatches | None = None) -> None:
+                 rows: slice | None = None, stream: ChunkedBatches | None = None, upsampling: int = 1) -> None:
         super().__init__()
+        self.upsampling = upsampling  # objective "ctc": frames per source token
         self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, epoch
         self.objective, self.mask_id, self.rows, self.stream = objective, mask_id, rows, stream
         self.batches: list[Batch] = []
@@ -117,6 +120,9 @@ class BatchSequence(keras.utils.PyDataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             masked_input, tokens, token_weight, lengths = mask_targets(b, mask_id=self.mask_id, rng=rng)
             return (b.source, masked_input), (tokens, lengths), (token_weight, (lengths > 0).astype(np.float32))
+        if self.objective == "ctc":
+            tokens = np.where(b.decoder_target == EOS_ID, PAD_ID, b.decoder_target).astype(np.int32)
+            return b.source, tokens, alignable(b.source, tokens, upsampling=self.upsampling).astype(np.float32)
         return (b.source, b.decoder_input), b.decoder_target, b.weight
 
     def on_epoch_end(self) -> None:
@@ -449,6 +455,8 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
         tc = config.train
         two_outputs = transducer.model.objective in ("twin", "masked")
         loss = MaskedCrossEntropy(label_smoothing=tc.label_smoothing)
+        if transducer.model.objective == "ctc":
+            loss = CTCLoss()
         transducer.model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=tc.learning_rate, global_clipnorm=tc.clip_norm),
             loss=[loss, loss] if two_outputs else loss,
@@ -463,7 +471,7 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
     sequence = BatchSequence(pairs, batch_size=config.train.batch_size, seed=config.train.seed, stream=stream,
                              objective=transducer.model.objective,
                              mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1,
-                             epoch=state["epoch"],
+                             epoch=state["epoch"], upsampling=config.model.upsampling,
                              rows=shard.rows(config.train.batch_size) if shard.count > 1 else None)
     if stream is None:
         log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
