@@ -8,7 +8,7 @@ and rescores a ``twin`` model's two n-best lists with both decoders. It is the b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,8 +17,26 @@ from biseq.config import Config
 from biseq.model import Seq2Seq
 from biseq.parallel import decoding_devices, spread_rows
 from biseq.scoring import ModelScoring
-from biseq.search import BeamSearch, CTCSearch, GreedySearch, MaskPredict
+from biseq.search import BeamSearch, CTCSearch, GreedySearch, MaskPredict, SearchModel
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
+
+
+def batched(sources: Sequence[Sequence[int]], run, *, batch_size: int) -> list:
+    """Apply ``run(padded [b, S]) -> per-row results`` to length-sorted batches; original order kept."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    devices = decoding_devices()
+    results: list = [None] * len(sources)
+    start = 0
+    while start < len(order):
+        width = decode_width(max(1, len(sources[order[start]])))
+        chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
+        rows = decode_rows(len(chunk), batch_size)
+        rows += -rows % devices  # a multiple of the devices the rows are split over
+        out = run(spread_rows(pad_ids([sources[i] for i in chunk], width, rows)))
+        for row, i in enumerate(chunk):
+            results[i] = out[row]
+        start += len(chunk)
+    return results
 
 
 class ModelDecoding(ModelScoring):
@@ -33,10 +51,7 @@ class ModelDecoding(ModelScoring):
     def __init__(self, *, model: Seq2Seq, config: Config, target_vocab: Vocabulary) -> None:
         super().__init__(model=model)
         self.config, self.target_vocab = config, target_vocab
-        self._greedy: GreedySearch | None = None
-        self._beams: dict[tuple[int, float, int], BeamSearch] = {}
-        self._mask_predict: dict[tuple[int, int], MaskPredict] = {}
-        self._ctc: dict[tuple[int, int], CTCSearch] = {}
+        self._searches: dict[tuple, SearchModel] = {}  # compiled searches by kind and settings
         self.iterations, self.length_candidates = 4, 3  # mask-predict settings (objective "masked")
 
     @property
@@ -44,29 +59,20 @@ class ModelDecoding(ModelScoring):
         """True when even the 1-best output needs the n-best search (``twin`` agreement rescoring)."""
         return self.model.objective == "twin"
 
+    def _search(self, key: tuple, build: Callable[[], SearchModel]) -> SearchModel:
+        """The compiled search for ``key`` (built by ``build`` on first use, then kept)."""
+        if key not in self._searches:
+            self._searches[key] = build()
+        return self._searches[key]
+
     @property
     def greedy(self) -> GreedySearch:
-        """The compiled greedy search (built on first use)."""
-        if self._greedy is None:
-            self._greedy = GreedySearch(self.model, max_length=self.config.train.max_decode_length)
-        return self._greedy
+        """The compiled greedy search."""
+        return self._search(("greedy",), lambda: GreedySearch(self.model, max_length=self.max_length))
 
-    def _batched(self, sources: Sequence[Sequence[int]], run, *, batch_size: int) -> list:
-        """Apply ``run(padded [b, S]) -> per-row results`` to length-sorted batches; original order kept."""
-        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-        devices = decoding_devices()
-        results: list = [None] * len(sources)
-        start = 0
-        while start < len(order):
-            width = decode_width(max(1, len(sources[order[start]])))
-            chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
-            rows = decode_rows(len(chunk), batch_size)
-            rows += -rows % devices  # a multiple of the devices the rows are split over
-            out = run(spread_rows(pad_ids([sources[i] for i in chunk], width, rows)))
-            for row, i in enumerate(chunk):
-                results[i] = out[row]
-            start += len(chunk)
-        return results
+    @property
+    def max_length(self) -> int:
+        return self.config.train.max_decode_length
 
     def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
         """Greedy-decode id sequences (mask-predict for a ``masked`` model, best alignment for ``ctc``)."""
@@ -78,31 +84,24 @@ class ModelDecoding(ModelScoring):
             out = out[:, 0] if out.ndim == 3 else out  # CTC: the first of its n-best
             return [[int(t) for t in row] for row in out]
 
-        return self._batched(sources, run, batch_size=batch_size)
+        return batched(sources, run, batch_size=batch_size)
 
     def mask_predict(self) -> MaskPredict:
         """Objective ``masked``: the compiled mask-predict decoder (``iterations``, ``length_candidates``)."""
-        key = (self.iterations, self.length_candidates)
-        if key not in self._mask_predict:
-            self._mask_predict[key] = MaskPredict(
-                self.model, mask_id=self.target_vocab.id(MASK), iterations=self.iterations,
-                length_candidates=self.length_candidates, max_length=self.config.train.max_decode_length)
-        return self._mask_predict[key]
+        return self._search(("masked", self.iterations, self.length_candidates), lambda: MaskPredict(
+            self.model, mask_id=self.target_vocab.id(MASK), iterations=self.iterations,
+            length_candidates=self.length_candidates, max_length=self.max_length))
 
     def ctc(self, beam_size: int = 1, nbest: int = 1) -> CTCSearch:
-        """Objective ``ctc``: the compiled CTC search (greedy for ``beam_size`` 1; built on first use)."""
-        if (beam_size, nbest) not in self._ctc:
-            self._ctc[beam_size, nbest] = CTCSearch(self.model, beam_size=beam_size, nbest=nbest,
-                                                    max_length=self.config.train.max_decode_length)
-        return self._ctc[beam_size, nbest]
+        """Objective ``ctc``: the compiled CTC search (greedy for ``beam_size`` 1)."""
+        return self._search(("ctc", beam_size, nbest), lambda: CTCSearch(
+            self.model, beam_size=beam_size, nbest=nbest, max_length=self.max_length))
 
     def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> BeamSearch:
-        """The compiled beam search for these settings (built on first use, then kept)."""
-        key = (beam_size, length_penalty, direction)
-        if key not in self._beams:
-            self._beams[key] = BeamSearch(self.model, beam_size=beam_size, length_penalty=length_penalty,
-                                          max_length=self.config.train.max_decode_length, direction=direction)
-        return self._beams[key]
+        """The compiled beam search for these settings."""
+        return self._search(("beam", beam_size, length_penalty, direction), lambda: BeamSearch(
+            self.model, beam_size=beam_size, length_penalty=length_penalty, max_length=self.max_length,
+            direction=direction))
 
     def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                           length_penalty: float = 1.0, batch_size: int = 64, direction: int | None = None,
@@ -139,7 +138,7 @@ class ModelDecoding(ModelScoring):
             return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]),
                       float(logps[r, j])) for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 
-        return self._batched(sources, run, batch_size=batch_size)
+        return batched(sources, run, batch_size=batch_size)
 
     def ctc_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                       batch_size: int = 64) -> list[list[tuple[list[int], float]]]:
@@ -151,7 +150,7 @@ class ModelDecoding(ModelScoring):
             return [[([int(t) for t in tokens[r, j] if t != PAD_ID], float(scores[r, j])) for j in range(nbest)
                      if scores[r, j] > -1e8] for r in range(len(tokens))]
 
-        return self._batched(sources, run, batch_size=batch_size)
+        return batched(sources, run, batch_size=batch_size)
 
     @staticmethod
     def _in_order(ids: list[int], direction: int) -> list[int]:

@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from biseq.corpus import Entry
+from biseq.decoding import batched
 from biseq.model import Seq2Seq
 from biseq.search import SearchModel, beam_search, check_generates, default_max_length, start_decoding
 from biseq.transducer import Transducer
@@ -129,7 +130,7 @@ class Ensemble:
             return [[(in_order([int(t) for t in seqs[r, j]], 0), float(scores[r, j]), float(logps[r, j]))
                      for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 
-        return self.members[0]._batched(sources, run, batch_size=batch_size)
+        return batched(sources, run, batch_size=batch_size)
 
     def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
         """``[N]`` teacher-forced ``log p(output | source)`` under the ensemble: at each token the mean of the
