@@ -87,6 +87,10 @@ def test_ctc_search_greedy_is_the_best_alignment_and_beam_agrees():
     for search in (GreedySearch, BeamSearch):
         with pytest.raises(LeakyDecodingError, match="non-autoregressive"):
             search(system.model)
+    from biseq.attention_map import NoAttentionError, attention_weights
+
+    with pytest.raises(NoAttentionError, match="objective 'ctc'"):  # the web page says so instead of failing
+        attention_weights(system, list("abc"), ["C", "B", "A"])
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,9 @@ def attention_weights(transducer, source: Sequence[str], target: Sequence[str]) 
     """
     transducer = getattr(transducer, "members", [transducer])[0]
     seq2seq = transducer.model
+    if not seq2seq.generation_directions:
+        raise NoAttentionError(f"this model's decoder (objective {seq2seq.objective!r}) does not read the output "
+                               "token by token: there is no attention per output token to show")
     decoder = seq2seq.step_decoder(0)
     attention = getattr(decoder, "attention", None)
     if attention is None:
