@@ -18,8 +18,8 @@ LEAK_MESSAGE = (
     "half reads the target tokens after position t, so during training it can copy the answer, and "
     "when generating left to right those tokens do not exist yet. Decoding it autoregressively would "
     "give poor output. Use a unidirectional decoder (decoder='lstm' or 'gru'), or the legitimate "
-    "bidirectional objectives 'twin' (left-to-right and right-to-left decoders rescoring each other) "
-    "or 'masked' (non-autoregressive mask-predict)."
+    "bidirectional objectives 'twin' (left-to-right and right-to-left decoders rescoring each other), "
+    "'masked' (non-autoregressive mask-predict) or 'ctc' (non-autoregressive, over the upsampled source)."
 )
 
 
