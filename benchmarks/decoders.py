@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--uni", help="model dir: unidirectional decoder")
     parser.add_argument("--twin", help="model dir: decoder bilstm, objective twin")
     parser.add_argument("--masked", help="model dir: decoder bilstm, objective masked")
-    parser.add_argument("--ctc", help="model dir: decoder bilstm, objective ctc")
+    parser.add_argument("--ctc", nargs="+", default=[], help="model dir(s): decoder bilstm, objective ctc")
     parser.add_argument("--limit", type=int, default=2000, help="held-out words (0: all)")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--json", default="benchmarks/decoders.json")
@@ -55,8 +55,8 @@ def main() -> None:
 
     rows = []
     entries = None
-    for kind in ("uni", "twin", "masked", "ctc"):
-        path = getattr(args, kind)
+    runs = [(kind, getattr(args, kind)) for kind in ("uni", "twin", "masked")] + [("ctc", p) for p in args.ctc]
+    for kind, path in runs:
         if not path:
             continue
         system = Transducer.load(path)
@@ -74,8 +74,9 @@ def main() -> None:
             rows.append(run_row(f"twin rescored, beam {args.beam} each way", system, entries,
                                 lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
         elif kind == "ctc":
-            rows.append(run_row("ctc, greedy (best alignment)", system, entries, lambda s, x: s.predict_ids(x)))
-            rows.append(run_row(f"ctc, prefix beam {args.beam}", system, entries,
+            name = f"ctc ({os.path.basename(os.path.normpath(path))})"
+            rows.append(run_row(f"{name}, greedy (best alignment)", system, entries, lambda s, x: s.predict_ids(x)))
+            rows.append(run_row(f"{name}, prefix beam {args.beam}", system, entries,
                                 lambda s, x: best(s.predict_nbest_ids(x, beam_size=args.beam))))
         else:
             for iterations in (1, 2, 4, 8):

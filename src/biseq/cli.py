@@ -97,7 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--attention", choices=["none", "luong", "bahdanau"])
     tr.add_argument("--objective", choices=["autoregressive", "twin", "masked", "ctc", "seed"],
                     help="how a bidirectional decoder is trained (default twin; masked and ctc are non-autoregressive)")
-    tr.add_argument("--upsampling", type=int, help="objective ctc: decoder frames per source token (default 3)")
+    tr.add_argument("--upsampling", type=int, help="objective ctc: decoder frames per source token (default 2)")
     tr.add_argument("--encoder-units", type=int)
     tr.add_argument("--decoder-units", type=int)
     tr.add_argument("--layers", type=int, help="encoder and decoder layers")

@@ -163,7 +163,7 @@ class ModelConfig(_Section):
     dropout: float = 0.1
     recurrent_dropout: float = 0.0
     objective: Objective | None = None
-    upsampling: int = 3
+    upsampling: int = 2
 
     @property
     def resolved_objective(self) -> str:
