@@ -56,6 +56,9 @@ def test_twin_scorer_agrees_with_beam_log_probabilities():
         srcs = [s for s, hyps in zip(sources, nbest, strict=True) for _ in hyps]
         scored = system.twin_scores(srcs, outputs)[:, direction]
         np.testing.assert_allclose(scored, expected, atol=1e-4)
+        if direction == 0:  # the ensembles' scorer (each source encoded once) reads left to right too
+            left_to_right = [t.sum() for t in system.token_log_probs(srcs, outputs)]
+            np.testing.assert_allclose(left_to_right, expected, atol=1e-4)
     rescored = system.predict_nbest_ids(sources, beam_size=3, nbest=2)
     assert all(1 <= len(r) <= 2 and r[0][1] >= r[-1][1] for r in rescored)
 

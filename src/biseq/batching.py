@@ -23,7 +23,7 @@ BUCKET_WIDTHS = (4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
 # Decoding pads to fewer, coarser shapes than training: each shape is one compilation of a whole
 # search loop (seconds), while a few padded positions cost microseconds.
 DECODE_WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-DECODE_ROWS = (1, 4, 16, 64, 256, 1024)
+DECODE_ROWS = (1, 4, 8, 16, 64, 256, 1024)
 
 
 def bucket_width(length: int) -> int:

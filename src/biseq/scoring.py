@@ -32,7 +32,8 @@ class ModelScoring:
         """Teacher-forced ``log p`` of each token of each output (``</s>`` last): ``N`` arrays ``[len + 1]``.
 
         Left to right (a ``twin`` model's left-to-right decoder). Rows are sorted by length and
-        padded to bucket widths, so a call compiles one forward pass per bucket shape.
+        padded to bucket widths, so a call compiles one forward pass per bucket shape; each distinct
+        source is encoded once however many outputs are scored for it.
         """
         if self._output_scorer is None:
             self._output_scorer = OutputScorer(self.model)
@@ -40,12 +41,16 @@ class ModelScoring:
         order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk],
-                                 rows=decode_rows(len(chunk), batch_size),
-                                 source_width=decode_width(max(1, *(len(sources[i]) for i in chunk))),
+            distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(sources[i]) for i in chunk))}
+            rows = decode_rows(len(chunk), batch_size)
+            batch = target_batch([[]] * len(chunk), [outputs[i] for i in chunk], rows=rows, source_width=1,
                                  target_width=decode_width(max(len(outputs[i]) for i in chunk) + 1))
+            source = pad_ids(list(distinct), decode_width(max(1, *(len(s) for s in distinct))),
+                             decode_rows(len(distinct), batch_size))
+            source_row = np.zeros(rows, np.int32)  # padding rows read source 0
+            source_row[: len(chunk)] = [distinct[tuple(sources[i])] for i in chunk]
             logp = np.asarray(self._output_scorer.predict_on_batch(
-                (batch.source, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
+                (source, source_row, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
             for row, i in enumerate(chunk):
                 result[i] = logp[row, : len(outputs[i]) + 1]
         return result

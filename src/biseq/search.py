@@ -48,21 +48,26 @@ def check_generates(seq2seq: Seq2Seq, direction: int) -> None:
         raise ValueError(f"direction must be one of {seq2seq.generation_directions}. Received: {direction}")
 
 
-def start_decoding(seq2seq: Seq2Seq, source, *, direction: int = 0, repeat: int = 1):
+def start_decoding(seq2seq: Seq2Seq, source, *, direction: int = 0, repeat: int = 1, rows=None):
     """Encode ``source [B, S]`` and return ``(decoder, state, bundle)`` for step-wise decoding.
 
     With ``repeat = K`` every row of the state and memory is repeated ``K`` times
-    (adjacent), for beam search: tensors become ``[B*K, ...]``.
+    (adjacent), for beam search: tensors become ``[B*K, ...]``. With ``rows [N]`` (int
+    indices into the ``B`` sources) they become ``[N, ...]``: each source is encoded once
+    however many outputs read it.
     """
     decoder = seq2seq.step_decoder(direction)
     encoded = seq2seq.encode(source)
 
     def tile(x):
+        if rows is not None:
+            return ops.take(x, rows, axis=0)
         return x if repeat == 1 else ops.repeat(x, repeat, axis=0)
 
+    count = ops.shape(rows)[0] if rows is not None else ops.shape(source)[0] * repeat
     bundle = decoder.memory_bundle(tile(encoded.memory), tile(encoded.mask))
     layer_states = seq2seq.direction_states(seq2seq.initial_decoder_states(encoded), direction)
-    state = decoder.initial_state(keras.tree.map_structure(tile, layer_states), ops.shape(source)[0] * repeat)
+    state = decoder.initial_state(keras.tree.map_structure(tile, layer_states), count)
     return decoder, state, bundle
 
 
@@ -264,7 +269,8 @@ class OutputScorer(SearchModel):
     A ``twin`` model is scored by its left-to-right decoder (the direction ensembles decode in).
 
     Call arguments:
-        inputs: ``(source [B, S], decoder_input [B, T], decoder_target [B, T])``.
+        inputs: ``(source [U, S], source_row [B], decoder_input [B, T], decoder_target [B, T])``:
+            output ``b`` is read for source ``source_row[b]``; each source is encoded once.
 
     Returns:
         ``log p [B, T]`` of each ``decoder_target`` token (``</s>`` included); the caller masks padding.
@@ -276,12 +282,9 @@ class OutputScorer(SearchModel):
         self.seq2seq = seq2seq
 
     def call(self, inputs):
-        source, decoder_input, decoder_target = inputs
-        if self.seq2seq.objective == "twin":
-            logits = self.seq2seq((source, decoder_input, decoder_input))[0]
-        else:
-            logits = self.seq2seq((source, decoder_input))
-        return picked_log_probs(logits, decoder_target)
+        source, source_row, decoder_input, decoder_target = inputs
+        decoder, state, bundle = start_decoding(self.seq2seq, source, rows=source_row)
+        return picked_log_probs(decoder(decoder_input, state, bundle), decoder_target)
 
 
 class TwinScorer(SearchModel):
