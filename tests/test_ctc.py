@@ -120,3 +120,28 @@ def test_ctc_learns_to_reverse_held_out_words_and_reloads(reversal, tmp_path):
     assert reloaded.predict_tokens(words) == result.transducer.predict_tokens(words)
     assert reloaded.predict_nbest(["abc"], beam_size=4, nbest=2) == result.transducer.predict_nbest(
         ["abc"], beam_size=4, nbest=2)
+
+
+def test_a_ctc_model_combines_with_the_joint_sequence_model():
+    from biseq.joint_sequence import joint_nbest
+
+    keras.utils.set_random_seed(2)
+    system = small_model(decoder="bilstm", decoder_units=8, attention="luong", objective="ctc")
+
+    class FakeJoint:  # the joint model's interface: per word its n-best (tokens, cost)
+        def nbest(self, words, *, nbest, beam):
+            return [[(("C", "B", "A"), 1.5), (("C", "A"), 2.0)] for _ in words]
+
+    sources = [tuple("abc"), tuple("cab")]
+    ranked = joint_nbest(system, FakeJoint(), sources, weights=[0.0, 0.5])
+    ids = system.encode_sources(sources)
+    greedy = system.predict_ids(ids)
+    for i, source_ids in enumerate(ids):
+        candidates = {tuple(system.target_vocab.decode(greedy[i])): None, ("C", "B", "A"): 1.5, ("C", "A"): 2.0}
+        candidates = {c: cost for c, cost in candidates.items() if c}
+        got = {tuple(tokens): score for tokens, score in ranked[0.5][i]}
+        assert set(got) == set(candidates)
+        for tokens in (("C", "B", "A"), ("C", "A")):  # exact CTC log p, weighted with the joint cost
+            logp = system.output_log_probs([source_ids], [system.target_vocab.encode(list(tokens))])[0]
+            assert got[tokens] == pytest.approx(0.5 * logp - 0.5 * candidates[tokens], abs=1e-4)
+        assert ranked[0.0][i][0][1] >= max(s for _, s in ranked[0.0][i])  # best first

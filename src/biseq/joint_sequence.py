@@ -324,8 +324,9 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
                 joint_beam: int = JOINT_BEAM) -> dict[float, list[list[tuple[list[str], float]]]]:
     """Decode source token sequences with a neural model (or ensemble) and a joint model combined.
 
-    1. the neural beam's ``beam_size`` best and the joint model's ``joint_nbest_size`` best per source
-       (the joint model decodes in a second thread while the beam runs);
+    1. the neural beam's ``beam_size`` best (a ``ctc`` model: its one-pass output) and the joint
+       model's ``joint_nbest_size`` best per source (the joint model decodes in a second thread
+       while the beam runs);
     2. :func:`combine` for every weight in ``weights``: the beam's candidates keep the beam's own
        ``log p``; only the joint model's other candidates are scored by teacher forcing.
 
@@ -342,7 +343,9 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     words = ["".join(s) for s in sources]
     # Phonetisaurus decodes in the joint thread while XLA runs the beam
     listing = _joint_thread().submit(joint_model.nbest, words, nbest=joint_nbest_size, beam=joint_beam)
-    if getattr(decoder, "rescores", False):  # a twin: its n-best scores are not one decoder's log p
+    if getattr(getattr(decoder, "model", None), "objective", "") == "ctc":  # one pass; CTCScorer scores all
+        neural, known = [[hyp] for hyp in decoder.predict_ids(ids)], None
+    elif getattr(decoder, "rescores", False):  # a twin: its n-best scores are not one decoder's log p
         found = decoder.predict_nbest_ids(ids, beam_size=beam_size, nbest=beam_size,
                                           length_penalty=length_penalty)
         neural, known = [[hyp for hyp, _ in hyps] for hyps in found], None
