@@ -23,3 +23,11 @@ def tiny_tsv(tmp_path):
     path = tmp_path / "tiny.tsv"
     path.write_text("\n".join(reversal_lines(120)) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def reversal(tmp_path_factory):
+    """A TSV file of 900 reversed words (the non-autoregressive decoders' CI task)."""
+    path = tmp_path_factory.mktemp("reversal") / "rev.tsv"
+    path.write_text("\n".join(reversal_lines(900, seed=3)) + "\n", encoding="utf-8")
+    return path

@@ -12,7 +12,6 @@ from keras import ops
 from biseq.config import Config, ConfigError
 from biseq.ctc import CTCLoss, alignable
 from biseq.search import BeamSearch, CTCSearch, GreedySearch, LeakyDecodingError
-from tests.conftest import reversal_lines
 from tests.test_search_and_learning import small_model
 
 
@@ -91,13 +90,6 @@ def test_ctc_search_greedy_is_the_best_alignment_and_beam_agrees():
 
     with pytest.raises(NoAttentionError, match="objective 'ctc'"):  # the web page says so instead of failing
         attention_weights(system, list("abc"), ["C", "B", "A"])
-
-
-@pytest.fixture(scope="module")
-def reversal(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ctc") / "rev.tsv"
-    path.write_text("\n".join(reversal_lines(900, seed=3)) + "\n", encoding="utf-8")
-    return path
 
 
 def test_ctc_learns_to_reverse_held_out_words_and_reloads(reversal, tmp_path):

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from biseq.config import Config
-from tests.conftest import reversal_lines
-
-
-@pytest.fixture(scope="module")
-def reversal(tmp_path_factory):
-    path = tmp_path_factory.mktemp("nar") / "rev.tsv"
-    path.write_text("\n".join(reversal_lines(900, seed=3)) + "\n", encoding="utf-8")
-    return path
 
 
 def settings(path, attention):

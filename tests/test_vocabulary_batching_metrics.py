@@ -72,5 +72,5 @@ def test_decoding_pads_to_few_shapes():
 
     assert {decode_width(n) for n in range(1, 17)} == {8, 16}  # every word up to 16 letters: two shapes
     assert decode_width(300) == 300
-    assert [decode_rows(n, 64) for n in (1, 2, 5, 16, 17, 64, 65)] == [1, 4, 16, 16, 64, 64, 64]
+    assert [decode_rows(n, 64) for n in (1, 2, 5, 9, 16, 17, 64, 65)] == [1, 4, 8, 16, 16, 64, 64, 64]
     assert decode_rows(3000, 2048) == 2048
