@@ -7,6 +7,7 @@ states) -> decoder (teacher forcing: logits ``[B, T, V]``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import keras
@@ -169,7 +170,34 @@ class Seq2Seq(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict) -> Seq2Seq:
-        return cls(**config)
+        with _no_object_sharing():
+            return cls(**config)
+
+
+@contextlib.contextmanager
+def _no_object_sharing():
+    """Build sublayers outside ``keras.saving.load_model``'s object-sharing scope.
+
+    That scope recognises objects by ``id()``: ``Bidirectional(LSTM(...))`` serializes and
+    rebuilds its temporary template layer, and once a template is freed a later one can get the
+    same ``id()``, so Keras hands back the earlier rebuilt layer (a backward layer came back as
+    a forward one: "Forward layer and backward layer should have different `go_backwards`").
+    A :class:`Seq2Seq` shares no objects, so it is built with the scope off.
+    """
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # a Keras without this internal module: nothing to switch off
+        yield
+        return
+    keys = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+    saved = [global_state.get_global_attribute(k) for k in keys]
+    for k in keys:
+        global_state.set_global_attribute(k, None)
+    try:
+        yield
+    finally:
+        for k, v in zip(keys, saved, strict=True):
+            global_state.set_global_attribute(k, v)
 
 
 def seed_model(total_words: int = 1024, emb_dimension: int = 128, lstm_units: int = 256) -> keras.Model:
