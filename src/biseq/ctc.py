@@ -92,11 +92,22 @@ class CTCLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        lengths = ops.sum(ops.cast(ops.not_equal(y_true, PAD_ID), "int32"), axis=1)
-        frames = ops.full((ops.shape(y_pred)[0],), ops.shape(y_pred)[1], dtype="int32")
-        nll = ops.ctc_loss(y_true, y_pred, lengths, frames, mask_index=BLANK_ID)
-        return nll / ops.cast(ops.maximum(lengths, 1), nll.dtype)
+        log_p, lengths = ctc_log_likelihood(y_true, y_pred)
+        return -log_p / ops.cast(ops.maximum(lengths, 1), log_p.dtype)
+
+
+def ctc_log_likelihood(targets, logits):
+    """``(log p(target | source) [B], target lengths [B])``: every alignment summed.
+
+    Args:
+        targets: ``[B, T]`` 0-padded target ids (no ``<s>``/``</s>``).
+        logits: ``[B, F, V]`` frame logits whose padding frames are certain blanks
+            (:class:`CTCDecoder`), so every row may use the whole padded width.
+    """
+    targets = ops.cast(targets, "int32")
+    lengths = ops.sum(ops.cast(ops.not_equal(targets, PAD_ID), "int32"), axis=1)
+    frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
+    return -ops.ctc_loss(targets, logits, lengths, frames, mask_index=BLANK_ID), lengths
 
 
 def alignable(source: np.ndarray, targets: np.ndarray, *, upsampling: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from biseq.ctc import BLANK_ID, ctc_log_likelihood
 from biseq.model import Seq2Seq
 from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
@@ -46,6 +47,12 @@ def check_generates(seq2seq: Seq2Seq, direction: int) -> None:
         raise LeakyDecodingError("A 'ctc' decoder is non-autoregressive: decode it with CTCSearch.")
     if direction not in seq2seq.generation_directions:
         raise ValueError(f"direction must be one of {seq2seq.generation_directions}. Received: {direction}")
+
+
+def require_objective(seq2seq: Seq2Seq, objective: str, user: str) -> None:
+    """Raise ``ValueError`` unless ``seq2seq`` was trained with ``objective`` (``user`` names the caller)."""
+    if seq2seq.objective != objective:
+        raise ValueError(f"{user} needs a {objective!r} model. Received objective={seq2seq.objective!r}")
 
 
 def start_decoding(seq2seq: Seq2Seq, source, *, direction: int = 0, repeat: int = 1, rows=None):
@@ -300,8 +307,7 @@ class TwinScorer(SearchModel):
 
     def __init__(self, seq2seq: Seq2Seq, **kwargs) -> None:
         super().__init__(**kwargs)
-        if seq2seq.objective != "twin":
-            raise ValueError(f"TwinScorer needs a 'twin' model. Received objective={seq2seq.objective!r}")
+        require_objective(seq2seq, "twin", "TwinScorer")
         self.seq2seq = seq2seq
 
     def call(self, inputs):
@@ -334,8 +340,7 @@ class MaskPredict(SearchModel):
     def __init__(self, seq2seq: Seq2Seq, *, mask_id: int, iterations: int = 4, length_candidates: int = 3,
                  max_length: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        if seq2seq.objective != "masked":
-            raise ValueError(f"MaskPredict needs a 'masked' model. Received objective={seq2seq.objective!r}")
+        require_objective(seq2seq, "masked", "MaskPredict")
         if iterations < 1 or length_candidates < 1:
             raise ValueError("iterations and length_candidates must be at least 1. "
                              f"Received: {iterations}, {length_candidates}")
@@ -406,15 +411,12 @@ class CTCSearch(SearchModel):
     def __init__(self, seq2seq: Seq2Seq, *, beam_size: int = 1, nbest: int = 1, max_length: int = 0,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if seq2seq.objective != "ctc":
-            raise ValueError(f"CTCSearch needs a 'ctc' model. Received objective={seq2seq.objective!r}")
+        require_objective(seq2seq, "ctc", "CTCSearch")
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         self.seq2seq, self.beam_size, self.nbest, self.max_length = seq2seq, beam_size, nbest, max_length
 
     def call(self, source):
-        from biseq.ctc import BLANK_ID
-
         model = self.seq2seq
         encoded = model.encode(source)
         logits = model.decoder(encoded.memory, encoded.mask, model.initial_decoder_states(encoded))
@@ -444,15 +446,9 @@ class CTCScorer(SearchModel):
 
     def __init__(self, seq2seq: Seq2Seq, **kwargs) -> None:
         super().__init__(**kwargs)
-        if seq2seq.objective != "ctc":
-            raise ValueError(f"CTCScorer needs a 'ctc' model. Received objective={seq2seq.objective!r}")
+        require_objective(seq2seq, "ctc", "CTCScorer")
         self.seq2seq = seq2seq
 
     def call(self, inputs):
-        from biseq.ctc import BLANK_ID
-
         source, output = inputs
-        logits = self.seq2seq(source)
-        lengths = ops.sum(ops.cast(ops.not_equal(output, PAD_ID), "int32"), axis=1)
-        frames = ops.full((ops.shape(logits)[0],), ops.shape(logits)[1], dtype="int32")
-        return -ops.ctc_loss(output, logits, lengths, frames, mask_index=BLANK_ID)
+        return ctc_log_likelihood(output, self.seq2seq(source))[0]
