@@ -4,6 +4,15 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+import atexit
+import shutil
+import tempfile
+
+# biseq's persistent compilation cache: one per test process, not the user's
+if "BISEQ_COMPILE_CACHE" not in os.environ:
+    os.environ["BISEQ_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="biseq-test-jax-")
+    atexit.register(shutil.rmtree, os.environ["BISEQ_COMPILE_CACHE"], ignore_errors=True)
+
 import numpy as np
 import pytest
 

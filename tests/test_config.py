@@ -28,6 +28,12 @@ def test_wrong_type():
         ModelConfig(encoder_units="256")
 
 
+def test_max_shapes_is_not_negative():
+    with pytest.raises(ConfigError, match=r"data.max_shapes must be 0 \(no limit\) or more. Received: -1"):
+        Config.from_dict({"data": {"max_shapes": -1}})
+    assert Config.from_dict({"data": {"max_shapes": 6}}).data.max_shapes == 6
+
+
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         ModelConfig().encoder_units = 3

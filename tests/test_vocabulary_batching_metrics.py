@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from biseq.batching import bucket_width, make_batches, padding_share
+from biseq.batching import bucket_shapes, bucket_width, make_batches, padding_share
 from biseq.metrics import score
 from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 
@@ -47,6 +47,34 @@ def test_batches_are_masked_and_complete():
     tokens = sum(len(t) + 1 for _, t in pairs)
     assert padding_share(batches) == pytest.approx(100 * (1 - tokens / sum(b.weight.size for b in batches)))
     assert bucket_width(5) == 6 and bucket_width(4) == 4 and bucket_width(1000) == 1000
+
+
+def test_max_shapes_bounds_the_shapes_and_costs_few_padded_steps():
+    rng = np.random.default_rng(0)
+    pairs = [([4] * int(n), [5] * int(m)) for n, m in zip(rng.integers(1, 15, 3000), rng.integers(1, 15, 3000),
+                                                          strict=True)] + [([4] * 40, [5] * 30)]
+
+    def steps(buckets):  # padded recurrent steps: source + target width of every pair's shape
+        return sum(len(rows) * (s + t) for (s, t), rows in buckets.items())
+
+    default = bucket_shapes(pairs, batch_size=8)
+    assert len(default) > 8
+    costs = []
+    for most in (8, 4, 2, 1):
+        buckets = bucket_shapes(pairs, batch_size=8, max_shapes=most)
+        assert len(buckets) == most
+        assert (48, 32) in buckets  # the largest shape stays: the longest pair needs it
+        assert sorted(i for rows in buckets.values() for i in rows) == list(range(len(pairs)))
+        for (s, t), rows in buckets.items():
+            assert all(len(pairs[i][0]) <= s and len(pairs[i][1]) + 1 <= t for i in rows)
+        costs.append(steps(buckets))
+    assert steps(default) <= costs[0] < costs[1] < costs[2] < costs[3]
+    # fewer padded steps than the blunt way to 8 shapes: keeping only the shapes with the most pairs
+    blunt = next(b for m in range(4, 400) if len(b := bucket_shapes(pairs, batch_size=8, min_batches=m)) <= 8)
+    assert costs[0] < steps(blunt)
+    batches = make_batches(pairs, batch_size=8, max_shapes=3, rng=np.random.default_rng(1))
+    assert len({b.source.shape + b.decoder_target.shape for b in batches}) == 3
+    assert sum(int((b.weight.sum(axis=1) > 0).sum()) for b in batches) == len(pairs)
 
 
 def test_scores_against_closest_reference():

@@ -80,13 +80,16 @@ def encode_pairs(entries: Sequence[Entry], source_vocab: Vocabulary,
 
 
 def bucket_shapes(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,
-                  min_batches: int = 4) -> dict[tuple[int, int], list[int]]:
+                  min_batches: int = 4, max_shapes: int = 0) -> dict[tuple[int, int], list[int]]:
     """Pair indices by padded ``(source width, target width)``.
 
     Each pair first gets the smallest bucket widths that hold it; a shape with
     fewer than ``min_batches`` batches of pairs is not kept on its own, its pairs
     move to the smallest kept shape that holds them (the largest shape is always
-    kept). This bounds the number of shapes, hence of compilations.
+    kept). This bounds the number of shapes, hence of compilations. ``max_shapes``
+    (0: no limit) bounds it further: while more shapes are kept, the one whose
+    pairs cost the fewest extra padded steps (source + target width) in their next
+    home is merged into it.
     """
     keys = [(bucket_width(len(s)), bucket_width(len(t) + 1)) for s, t in pairs]
     counts: dict[tuple[int, int], int] = {}
@@ -97,21 +100,40 @@ def bucket_shapes(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: i
     largest = (max(k[0] for k in keys), max(k[1] for k in keys))
     kept = sorted({k for k, n in counts.items() if n >= min_batches * batch_size} | {largest},
                   key=lambda k: (k[0] * k[1], k))
-    home = {k: next(s for s in kept if s[0] >= k[0] and s[1] >= k[1]) for k in counts}
+    home = _homes(counts, kept)
+    while 0 < max_shapes < len(kept):
+        kept.remove(min((k for k in kept if k != largest), key=lambda k: _merge_cost(k, kept, home, counts)))
+        home = _homes(counts, kept)
     buckets: dict[tuple[int, int], list[int]] = {}
     for index, key in enumerate(keys):
         buckets.setdefault(home[key], []).append(index)
     return buckets
 
 
+def _homes(counts: dict[tuple[int, int], int], kept: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Each key's home: the smallest kept shape (``kept`` is sorted by area) that holds it."""
+    return {k: next(s for s in kept if s[0] >= k[0] and s[1] >= k[1]) for k in counts}
+
+
+def _merge_cost(shape: tuple[int, int], kept: list[tuple[int, int]], home: dict, counts: dict) -> int:
+    """Extra padded steps if ``shape`` were dropped: its pairs move to the next kept shape holding it."""
+    rest = [s for s in kept if s != shape]
+    cost = 0
+    for key, h in home.items():
+        if h == shape:
+            moved = next(s for s in rest if s[0] >= key[0] and s[1] >= key[1])
+            cost += counts[key] * (moved[0] + moved[1] - shape[0] - shape[1])
+    return cost
+
+
 def make_batches(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,
-                 rng: np.random.Generator | None = None) -> list[Batch]:
+                 rng: np.random.Generator | None = None, max_shapes: int = 0) -> list[Batch]:
     """Bucket ``pairs`` by (source width, target width) and cut them into padded batches.
 
     With ``rng`` the pairs are shuffled within buckets and the batch order is
-    shuffled; without it the order is deterministic.
+    shuffled; without it the order is deterministic. ``max_shapes``: see :func:`bucket_shapes`.
     """
-    buckets = bucket_shapes(pairs, batch_size=batch_size)
+    buckets = bucket_shapes(pairs, batch_size=batch_size, max_shapes=max_shapes)
     batches = []
     for (s_width, t_width), indices in sorted(buckets.items()):
         if rng is not None:

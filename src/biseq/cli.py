@@ -70,6 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stream", action="store_true",
                     help="read --data a chunk at a time (files larger than memory; data.streaming)")
     tr.add_argument("--chunk-lines", type=int, help="lines per streamed chunk, the shuffle buffer (default 100000)")
+    tr.add_argument("--max-shapes", type=int,
+                    help="at most N padded batch shapes, each one compilation (default 0: the length buckets)")
     tr.add_argument("--source-split", choices=["char", "space", "sentencepiece"],
                     help="how TSV sources become tokens: characters, space-separated words, or subword pieces "
                          "(a SentencePiece model trained on the training split)")
@@ -294,6 +296,8 @@ def _train_config(args: argparse.Namespace):
         data["transpose"] = True
     if args.chunk_lines is not None:
         data["chunk_lines"] = args.chunk_lines
+    if args.max_shapes is not None:
+        data["max_shapes"] = args.max_shapes
     if args.source_split:
         data["source_split"] = args.source_split
     if args.target_split:
@@ -734,6 +738,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
                 "average": cmd_average, "joint-train": cmd_joint_train, "lexicon": cmd_lexicon,
                 "build-system": cmd_build_system, "serve": cmd_serve}
+    if args.command in ("train", "predict", "lexicon", "evaluate", "serve"):
+        from biseq import compile_cache
+
+        compile_cache.enable()  # before any compilation: a repeated run loads its XLA programs from disk
     try:
         if args.command in ("predict", "lexicon", "evaluate"):
             _decoding_devices(args.devices)

@@ -84,7 +84,9 @@ class DataConfig(_Section):
     trained on the training split; see :mod:`biseq.subwords`). ``transpose``: read each pair the
     other way round, the file's targets as the model's sources (phoneme-to-grapheme from a
     pronouncing dictionary); the splits and ``max_*_length`` still name the model's sides, and
-    ``lowercase`` still folds the file's first column.
+    ``lowercase`` still folds the file's first column. ``max_shapes``: at most this many padded
+    batch shapes (each one an XLA compilation, seconds on a GPU), 0 for the default buckets (see
+    :func:`biseq.batching.bucket_shapes`).
     """
 
     section = "data"
@@ -106,6 +108,7 @@ class DataConfig(_Section):
     target_pieces: int = 1000
     pieces_model: Literal["unigram", "bpe"] = "unigram"
     transpose: bool = False
+    max_shapes: int = 0
 
     @property
     def splits(self) -> tuple[str, str]:
@@ -123,6 +126,8 @@ class DataConfig(_Section):
                               "training text in memory (use 'char' or 'space', or train without streaming)")
         if self.chunk_lines < 1:
             raise ConfigError(f"data.chunk_lines must be at least 1. Received: {self.chunk_lines}")
+        if self.max_shapes < 0:
+            raise ConfigError(f"data.max_shapes must be 0 (no limit) or more. Received: {self.max_shapes}")
         if not 0 <= self.dev_fraction < 1 or not 0 <= self.test_fraction < 1:
             raise ConfigError(
                 "data.dev_fraction and data.test_fraction must be in [0, 1). "

@@ -122,9 +122,10 @@ def split_chunk(entries: list[Entry], config: DataConfig) -> tuple[list[Entry], 
     return train, dev, test
 
 
-def _batch_count(entries: list[Entry], batch_size: int) -> int:
+def _batch_count(entries: list[Entry], batch_size: int, max_shapes: int) -> int:
     lengths = [(range(len(e.source)), range(len(t))) for e in entries for t in e.targets]
-    buckets = bucket_shapes(lengths, batch_size=batch_size)  # only the lengths matter to the buckets
+    # only the lengths matter to the buckets
+    buckets = bucket_shapes(lengths, batch_size=batch_size, max_shapes=max_shapes)
     return sum(-(-len(indices) // batch_size) for indices in buckets.values())
 
 
@@ -143,7 +144,7 @@ def scan(path: str | Path, *, config: DataConfig, batch_size: int) -> Scan:
                 targets.update(t)
                 pairs += 1
         chunks.append(Chunk(offset=offset, first_line=first_line, lines=len(lines),
-                            batches=_batch_count(train, batch_size)))
+                            batches=_batch_count(train, batch_size, config.max_shapes)))
     if not pairs:
         raise DataError(f"{path}: no training data (the file is empty, holds only comments, or every line is "
                         "held out or over the length limits)")
@@ -196,7 +197,8 @@ class ChunkedBatches:
         pairs = encode_pairs(train, self.source_vocab, self.target_vocab)
         # a file of one chunk is batched exactly as in memory (the same seeds)
         seeds = [self.seed, self.epoch] + ([chunk_index] if len(self.found.chunks) > 1 else [])
-        batches = make_batches(pairs, batch_size=self.batch_size, rng=np.random.default_rng(seeds))
+        batches = make_batches(pairs, batch_size=self.batch_size, rng=np.random.default_rng(seeds),
+                               max_shapes=self.config.max_shapes)
         if len(batches) != chunk.batches:
             raise DataError(f"{self.found.path}, lines {chunk.first_line}-{chunk.first_line + chunk.lines - 1}: "
                             "the file changed while training read it")

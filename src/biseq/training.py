@@ -82,8 +82,10 @@ class BatchSequence(keras.utils.PyDataset):
 
     def __init__(self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int, seed: int,
                  objective: str = "autoregressive", mask_id: int = -1, epoch: int = 0,
-                 rows: slice | None = None, stream: ChunkedBatches | None = None, upsampling: int = 1) -> None:
+                 rows: slice | None = None, stream: ChunkedBatches | None = None, upsampling: int = 1,
+                 max_shapes: int = 0) -> None:
         super().__init__()
+        self.max_shapes = max_shapes  # data.max_shapes: at most this many batch shapes
         self.upsampling = upsampling  # objective "ctc": frames per source token
         self.pairs, self.batch_size, self.seed, self.epoch = pairs, batch_size, seed, epoch
         self.objective, self.mask_id, self.rows, self.stream = objective, mask_id, rows, stream
@@ -95,7 +97,7 @@ class BatchSequence(keras.utils.PyDataset):
             self.stream.set_epoch(self.epoch)
             return
         self.batches = make_batches(self.pairs, batch_size=self.batch_size,
-                                    rng=np.random.default_rng([self.seed, self.epoch]))
+                                    rng=np.random.default_rng([self.seed, self.epoch]), max_shapes=self.max_shapes)
 
     def __len__(self) -> int:
         return len(self.stream) if self.stream is not None else len(self.batches)
@@ -472,10 +474,12 @@ def train(config: Config, *, out: str | Path, resume: bool = False, verbose: int
                              objective=transducer.model.objective,
                              mask_id=data.target_vocab.id(MASK) if MASK in data.target_vocab else -1,
                              epoch=state["epoch"], upsampling=config.model.upsampling,
+                             max_shapes=config.data.max_shapes,
                              rows=shard.rows(config.train.batch_size) if shard.count > 1 else None)
     if stream is None:
+        shapes = len({b.source.shape + b.decoder_target.shape for b in sequence.batches})
         log(f"training: {len(pairs)} pairs in {len(sequence)} batches of {config.train.batch_size}, "
-            f"{padding_share(sequence.batches):.1f}% padding")
+            f"{shapes} shapes, {padding_share(sequence.batches):.1f}% padding")
     else:
         log(f"training: {data.scan.train_pairs} pairs streamed in {len(sequence)} batches of "
             f"{config.train.batch_size}, {len(data.scan.chunks)} chunk(s) of {config.data.chunk_lines} lines")

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from biseq import compile_cache
 from biseq.g2p import text as text_module
 from biseq.g2p.dictionary import PronouncingDictionary, strip_stress
 from biseq.g2p.system import System, bundled_path
@@ -88,7 +89,7 @@ class G2P:
     def decoder(self):
         """The network(s): a Transducer, or an Ensemble for several models; loaded on first use."""
         if self._decoder is None:
-            _enable_compilation_cache()
+            compile_cache.enable()
             from biseq.transducer import Transducer
 
             members = [Transducer.load(p) for p in self.system.model_paths]
@@ -224,21 +225,3 @@ def _result(word: str, scored: list[tuple[str, float]], source: str, stress: boo
     total = sum(merged.values()) or 1.0
     prons = tuple(Pronunciation(p, round(m / total, 6), source) for p, m in merged.items() if p)
     return WordResult(word, tuple(sorted(prons, key=lambda p: -p.prob)), note)
-
-
-def _enable_compilation_cache() -> None:
-    """JAX's persistent compilation cache in the biseq cache directory: a warm start skips XLA."""
-    import os
-
-    if os.environ.get("KERAS_BACKEND", "jax") != "jax" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    try:
-        import jax
-
-        from biseq.joint_sequence import cache_dir
-
-        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    except (ImportError, AttributeError, ValueError):  # an older JAX without these options: no cache
-        pass
