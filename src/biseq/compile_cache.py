@@ -3,22 +3,32 @@
 Every padded batch shape is one compilation of the training step (about 10 s each on an H100,
 17 shapes on CMUdict) and every decoding shape one of a search loop. With the cache on, a resumed,
 repeated or decoding run of the same model and shapes loads those programs from disk instead of
-compiling them. ``biseq train``, ``predict``, ``lexicon``, ``evaluate`` and the Python API turn it on.
+compiling them. ``biseq train``, ``predict``, ``lexicon``, ``evaluate``, ``serve`` and the Python
+API turn it on.
 
-Where: ``$BISEQ_COMPILE_CACHE`` (``off`` turns it off), else ``<biseq cache>/jax`` (``$BISEQ_CACHE``
-or ``~/.cache/biseq``), at most ``MAX_BYTES`` (least recently used programs go first). JAX's own
-``JAX_COMPILATION_CACHE_DIR``, when set, is left to JAX. JAX reads the setting at its first
-compilation, so :func:`enable` must come before any.
+Where: ``$BISEQ_COMPILE_CACHE`` (``off`` turns it off), else ``jax`` in :func:`cache_dir`, at most
+``MAX_BYTES`` (least recently used programs go first; JAX needs ``filelock`` for that bound). JAX's
+own ``JAX_COMPILATION_CACHE_DIR``, when the user sets it, is left to JAX. JAX reads the setting at
+its first compilation, so :func:`enable` must come before any; before JAX is imported it sets
+JAX's environment variables and imports nothing (a dictionary lookup never loads JAX).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 ENV = "BISEQ_COMPILE_CACHE"
 MAX_BYTES = 4 << 30
+
+
+def cache_dir() -> Path:
+    """Where biseq keeps what it derives from shipped files: ``$BISEQ_CACHE`` or ``~/.cache/biseq``."""
+    root = os.environ.get("BISEQ_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                         os.path.expanduser("~/.cache"), "biseq")
+    return Path(root)
 
 
 def directory() -> Path | None:
@@ -28,11 +38,7 @@ def directory() -> Path | None:
     chosen = os.environ.get(ENV, "")
     if chosen.lower() in ("off", "0", "no", "false"):
         return None
-    if chosen:
-        return Path(chosen)
-    from biseq.joint_sequence import cache_dir
-
-    return cache_dir() / "jax"
+    return Path(chosen) if chosen else cache_dir() / "jax"
 
 
 def enable() -> Path | None:
@@ -40,14 +46,18 @@ def enable() -> Path | None:
     path = directory()
     if path is None:
         return None
+    settings = {"jax_compilation_cache_dir": str(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    if importlib.util.find_spec("filelock") is not None:
+        settings["jax_compilation_cache_max_size"] = MAX_BYTES
+    if "jax" not in sys.modules:  # JAX reads these when imported (and passes them to its subprocesses)
+        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+        return path
     try:
         import jax
 
-        jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        if importlib.util.find_spec("filelock") is not None:  # JAX needs it to bound the size
-            jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
-    except (ImportError, AttributeError, ValueError):  # an older JAX without these options: no cache
+        for name, value in settings.items():
+            jax.config.update(name, value)
+    except (AttributeError, ValueError):  # an older JAX without these options: no cache
         return None
     return path

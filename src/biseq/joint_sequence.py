@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biseq.compile_cache import cache_dir
 from biseq.config import DataConfig
 from biseq.corpus import Entry
 from biseq.transducer import atomic_write_text
@@ -192,13 +193,6 @@ class JointModel:
 
 
 _DECODERS: dict[Path, object] = {}
-
-
-def cache_dir() -> Path:
-    """Where biseq keeps what it derives from shipped files: ``$BISEQ_CACHE`` or ``~/.cache/biseq``."""
-    root = os.environ.get("BISEQ_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                         os.path.expanduser("~/.cache"), "biseq")
-    return Path(root)
 
 
 def _decompressed(file: Path) -> Path:
