@@ -195,3 +195,40 @@ def test_predict_with_the_joint_model_and_its_errors(toy_run, tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("biseq: error: no joint-sequence model at")
     result = biseq("predict", "--model", out, "--joint-weight", "2", "chef")
     assert result.returncode == 2 and "expected a number between 0 and 1" in result.stderr
+
+
+def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_run):
+    from biseq.joint_sequence import joint_nbest
+    from biseq.transducer import Transducer
+
+    _, _, out = toy_run
+    t, joint = Transducer.load(out), JointModel.find(out)
+    words = toy_words(400)[:40]
+    listed = joint.nbest(words, nbest=5)
+    vocab = t.target_vocab
+
+    class Network:  # the model's data and vocabularies; its beam right on even words, wrong on odd ones
+        config, encode_sources, target_vocab = t.config, t.encode_sources, vocab
+        scored = 0
+
+        def beam_nbest_ids(self, ids, *, beam_size, nbest, length_penalty):
+            right = [vocab.encode(listed[i][0][0]) for i in range(len(ids))]
+            return [[(r if i % 2 == 0 else r[::-1] + r, -1.0, -2.0)] for i, r in enumerate(right)]
+
+        def output_log_probs(self, sources, outputs):
+            self.scored += len(outputs)
+            return np.array([-0.5 * len(o) for o in outputs])
+
+    net = Network()
+    sources = [tuple(w) for w in words]
+    full = joint_nbest(net, joint, sources, weights=[0.5], beam_size=1, joint_nbest_size=5)[0.5]
+    scored_full, net.scored = net.scored, 0
+    settled = joint_nbest(net, joint, sources, weights=[0.5], beam_size=1, joint_nbest_size=5,
+                          settle_agreement=True)[0.5]
+    for i in range(len(words)):
+        if i % 2 == 0:  # the one shared answer, with the combined score it had among all candidates
+            assert settled[i] == [(list(listed[i][0][0]), 0.5 * -2.0 - 0.5 * listed[i][0][1])]
+            assert settled[i][0] in full[i]
+        else:
+            assert settled[i] == full[i]
+    assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored

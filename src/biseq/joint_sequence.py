@@ -312,7 +312,8 @@ def _joint_thread() -> ThreadPoolExecutor:
 
 def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str]], *, weights: Sequence[float],
                 beam_size: int = 5, joint_nbest_size: int = 10, length_penalty: float = 1.0,
-                joint_beam: int = JOINT_BEAM) -> dict[float, list[list[tuple[list[str], float]]]]:
+                joint_beam: int = JOINT_BEAM, settle_agreement: bool = False
+                ) -> dict[float, list[list[tuple[list[str], float]]]]:
     """Decode source token sequences with a neural model (or ensemble) and a joint model combined.
 
     1. the neural beam's ``beam_size`` best (a ``ctc`` model: its one-pass output) and the joint
@@ -320,6 +321,10 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
        while the beam runs);
     2. :func:`combine` for every weight in ``weights``: the beam's candidates keep the beam's own
        ``log p``; only the joint model's other candidates are scored by teacher forcing.
+
+    With ``settle_agreement`` (for one answer per source), a source whose neural best and joint
+    best are the same sequence keeps that one candidate, unscored by the other model: the two
+    models agree on most words, and scoring the rest of the joint n-best is most of the time.
 
     Args:
         decoder: a :class:`~biseq.transducer.Transducer` or :class:`~biseq.ensemble.Ensemble` that
@@ -348,6 +353,10 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     vocab = decoder.target_vocab
     joint = [[(vocab.encode(tokens, warn=False), cost) for tokens, cost in hyps
               if all(t in vocab for t in tokens)] for hyps in listed]
+    if settle_agreement:
+        for i, (mine, theirs) in enumerate(zip(neural, joint, strict=True)):
+            if mine and theirs and list(mine[0]) == list(theirs[0][0]):
+                neural[i], joint[i] = [mine[0]], [theirs[0]]
     ranked = combine(sources=ids, neural=neural, joint=joint, log_probs=decoder.output_log_probs, weights=weights,
                      known=known)
     return {w: [[(vocab.decode(hyp), score) for hyp, score in hyps] for hyps in lists] for w, lists in ranked.items()}

@@ -203,8 +203,9 @@ class G2P:
                 if self._joint is None:
                     self._joint = JointModel.find(self.system.joint_path)
                 ranked = joint_nbest(decoder, self._joint, sources, weights=[config.joint_weight],
-                                     beam_size=config.beam, joint_nbest_size=config.joint_nbest,
-                                     length_penalty=config.length_penalty)[config.joint_weight]
+                                     beam_size=max(config.beam, nbest), joint_nbest_size=config.joint_nbest,
+                                     length_penalty=config.length_penalty,
+                                     settle_agreement=nbest == 1)[config.joint_weight]
                 return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
             beam = max(config.beam, nbest)
             ids = decoder.encode_sources(sources)
