@@ -145,3 +145,26 @@ def test_a_search_is_traced_once_not_first_run_eagerly(search, monkeypatch):
     monkeypatch.setattr(type(model), "call", lambda self, source: calls.append(1) or original(self, source))
     model.predict_on_batch(np.array([[4, 5, 6]], "int32"))
     assert model.built and len(calls) == 1  # traced by jit once; 2 when Keras first ran it eagerly to build it
+
+
+def test_run_matches_predict_on_batch_and_follows_the_current_weights():
+    """``SearchModel.run`` (one jitted stateless call) gives Keras's ``predict_on_batch`` answers, new weights too."""
+    from biseq.search import OutputScorer
+    from tests.test_search_and_learning import small_model
+
+    keras.utils.set_random_seed(7)
+    system = small_model(attention="luong")
+    source = np.array([[4, 5, 6, 7], [8, 9, 4, 0], [5, 5, 0, 0]], "int32")
+    searches = [GreedySearch(system.model, max_length=7), BeamSearch(system.model, beam_size=3, max_length=7)]
+    scorer = OutputScorer(system.model)
+    scored = (source, np.array([0, 1, 2], "int32"), np.array([[BOS_ID, 4, 5], [BOS_ID, 6, 0], [BOS_ID, 0, 0]], "int32"),
+              np.array([[4, 5, EOS_ID], [6, EOS_ID, 0], [EOS_ID, 0, 0]], "int32"))
+    for _weights_changed in range(2):
+        for model, inputs in [*((s, source) for s in searches), (scorer, scored)]:
+            fast, keras_way = model.run(inputs), model.predict_on_batch(inputs)
+            for a, b in zip(keras.tree.flatten(fast), keras.tree.flatten(keras_way), strict=True):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+        before = np.asarray(scorer.run(scored))
+        for w in system.model.weights:  # as training does between epochs: the next run must see it
+            w.assign(ops.convert_to_numpy(w) * 1.5)
+        assert not np.allclose(np.asarray(scorer.run(scored)), before)

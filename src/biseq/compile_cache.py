@@ -6,8 +6,10 @@ repeated or decoding run of the same model and shapes loads those programs from 
 compiling them. ``biseq train``, ``predict``, ``lexicon``, ``evaluate``, ``serve`` and the Python
 API turn it on.
 
-Where: ``$BISEQ_COMPILE_CACHE`` (``off`` turns it off), else ``jax`` in :func:`cache_dir`, at most
-``MAX_BYTES`` (least recently used programs go first; JAX needs ``filelock`` for that bound). JAX's
+Where: ``$BISEQ_COMPILE_CACHE`` (``off`` turns it off), else ``jax`` in :func:`cache_dir`. Its size
+is not bounded: JAX's least-recently-used bound fails to write any entry into a directory that
+already holds entries written without it (its access-time files are missing), which is what an
+older biseq or a plain JAX cache leaves; delete the directory to reclaim the space. JAX's
 own ``JAX_COMPILATION_CACHE_DIR``, when the user sets it, is left to JAX. JAX reads the setting at
 its first compilation, so :func:`enable` must come before any; before JAX is imported it sets
 JAX's environment variables and imports nothing (a dictionary lookup never loads JAX).
@@ -15,13 +17,11 @@ JAX's environment variables and imports nothing (a dictionary lookup never loads
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 ENV = "BISEQ_COMPILE_CACHE"
-MAX_BYTES = 4 << 30
 
 
 def cache_dir() -> Path:
@@ -48,8 +48,6 @@ def enable() -> Path | None:
         return None
     settings = {"jax_compilation_cache_dir": str(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
                 "jax_persistent_cache_min_entry_size_bytes": 0}
-    if importlib.util.find_spec("filelock") is not None:
-        settings["jax_compilation_cache_max_size"] = MAX_BYTES
     if "jax" not in sys.modules:  # JAX reads these when imported (and passes them to its subprocesses)
         os.environ.update({name.upper(): str(value) for name, value in settings.items()})
         return path

@@ -79,7 +79,7 @@ class ModelDecoding(ModelScoring):
         search = {"masked": self.mask_predict, "ctc": self.ctc}.get(self.model.objective, lambda: self.greedy)()
 
         def run(batch):
-            out = search.predict_on_batch(batch)
+            out = search.run(batch)
             out = np.asarray(out[0] if isinstance(out, (tuple, list)) else out)
             out = out[:, 0] if out.ndim == 3 else out  # CTC: the first of its n-best
             return [[int(t) for t in row] for row in out]
@@ -134,7 +134,7 @@ class ModelDecoding(ModelScoring):
         search = self.beam(beam_size, length_penalty, direction)
 
         def run(batch):
-            seqs, scores, logps = (np.asarray(x) for x in search.predict_on_batch(batch))
+            seqs, scores, logps = (np.asarray(x) for x in search.run(batch))
             return [[(self._in_order([int(t) for t in seqs[r, j]], direction), float(scores[r, j]),
                       float(logps[r, j])) for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 
@@ -146,7 +146,7 @@ class ModelDecoding(ModelScoring):
         search = self.ctc(beam_size, nbest)
 
         def run(batch):
-            tokens, scores = (np.asarray(x) for x in search.predict_on_batch(batch))
+            tokens, scores = (np.asarray(x) for x in search.run(batch))
             return [[([int(t) for t in tokens[r, j] if t != PAD_ID], float(scores[r, j])) for j in range(nbest)
                      if scores[r, j] > -1e8] for r in range(len(tokens))]
 

@@ -126,7 +126,7 @@ class Ensemble:
         in_order = self.members[0]._in_order
 
         def run(batch):
-            seqs, scores, logps = (np.asarray(x) for x in search.predict_on_batch(batch))
+            seqs, scores, logps = (np.asarray(x) for x in search.run(batch))
             return [[(in_order([int(t) for t in seqs[r, j]], 0), float(scores[r, j]), float(logps[r, j]))
                      for j in range(nbest) if scores[r, j] > -1e8] for r in range(len(seqs))]
 

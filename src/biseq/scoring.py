@@ -49,7 +49,7 @@ class ModelScoring:
                              decode_rows(len(distinct), batch_size))
             source_row = np.zeros(rows, np.int32)  # padding rows read source 0
             source_row[: len(chunk)] = [distinct[tuple(sources[i])] for i in chunk]
-            logp = np.asarray(self._output_scorer.predict_on_batch(
+            logp = np.asarray(self._output_scorer.run(
                 (source, source_row, batch.decoder_input, batch.decoder_target)), dtype=np.float64)
             for row, i in enumerate(chunk):
                 result[i] = logp[row, : len(outputs[i]) + 1]
@@ -79,7 +79,7 @@ class ModelScoring:
                              rows)
             output = pad_ids([outputs[i] for i in chunk], decode_width(max(1, *(len(outputs[i]) for i in chunk))),
                              rows)
-            result[chunk] = np.asarray(self._ctc_scorer.predict_on_batch((source, output)))[: len(chunk)]
+            result[chunk] = np.asarray(self._ctc_scorer.run((source, output)))[: len(chunk)]
         return result
 
     def twin_scores(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], *,
@@ -100,7 +100,7 @@ class ModelScoring:
             batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
                                  source_width=s_width, target_width=t_width)
             rev = reverse_targets(batch)
-            fwd, bwd = self._scorer.predict_on_batch((batch.source, batch.decoder_input, batch.decoder_target,
+            fwd, bwd = self._scorer.run((batch.source, batch.decoder_input, batch.decoder_target,
                                                       rev.decoder_input, rev.decoder_target, batch.weight))
             result[chunk, 0] = np.asarray(fwd)[: len(chunk)]
             result[chunk, 1] = np.asarray(bwd)[: len(chunk)]
