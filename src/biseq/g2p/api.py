@@ -158,7 +158,7 @@ class G2P:
         unique = list(dict.fromkeys(words))
         sources, notes = {}, {}
         for word in unique:
-            sources[word], notes[word] = self._model_input(word)
+            sources[word], notes[word] = _model_input(self.decoder, word)
         decodable = [w for w in unique if sources[w]]
         found = dict(zip(decodable, self._decode([sources[w] for w in decodable], nbest=nbest, batch_size=batch_size),
                          strict=True))
@@ -169,26 +169,6 @@ class G2P:
             out.append(_result(word, found.get(word, []), "model", stress, note=notes[word]))
         return out
 
-    def _model_input(self, word: str) -> tuple[tuple[str, ...], str]:
-        """The word as the model's source symbols, and a note on symbols it had to change or drop."""
-        decoder = self.decoder
-        vocab = decoder.source_vocab
-        tokens = decoder.tokenize_source(word)
-        if all(t in vocab for t in tokens):
-            return tokens, ""
-        plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
-        kept = tuple(t for t in decoder.tokenize_source(plain) if t in vocab)
-        dropped = "".join(dict.fromkeys(t for t in decoder.tokenize_source(plain) if t not in vocab))
-        changed = plain != word
-        what = []
-        if changed:
-            what.append(f"accents removed ({plain!r})")
-        if dropped:
-            what.append(f"characters the model never saw skipped: {dropped!r}")
-        if not kept:
-            what.append("nothing left to pronounce")
-        return kept, "; ".join(what)
-
     def _decode(self, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
                 ) -> list[list[tuple[str, float]]]:
         """Per source up to ``nbest`` ``(phones, score)``, best first."""
@@ -196,7 +176,7 @@ class G2P:
             return []
         config, decoder = self.system.config, self.decoder
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input
+            warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input()
             if self.system.joint_path is not None and config.joint_weight > 0:
                 from biseq.joint_sequence import JointModel, joint_nbest
 
@@ -226,3 +206,23 @@ def _result(word: str, scored: list[tuple[str, float]], source: str, stress: boo
     total = sum(merged.values()) or 1.0
     prons = tuple(Pronunciation(p, round(m / total, 6), source) for p, m in merged.items() if p)
     return WordResult(word, tuple(sorted(prons, key=lambda p: -p.prob)), note)
+
+
+def _model_input(decoder, word: str) -> tuple[tuple[str, ...], str]:
+    """The word as ``decoder``'s source symbols, and a note on symbols it had to change or drop."""
+    vocab = decoder.source_vocab
+    tokens = decoder.tokenize_source(word)
+    if all(t in vocab for t in tokens):
+        return tokens, ""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    kept = tuple(t for t in decoder.tokenize_source(plain) if t in vocab)
+    dropped = "".join(dict.fromkeys(t for t in decoder.tokenize_source(plain) if t not in vocab))
+    changed = plain != word
+    what = []
+    if changed:
+        what.append(f"accents removed ({plain!r})")
+    if dropped:
+        what.append(f"characters the model never saw skipped: {dropped!r}")
+    if not kept:
+        what.append("nothing left to pronounce")
+    return kept, "; ".join(what)
