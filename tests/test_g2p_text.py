@@ -56,6 +56,33 @@ def test_dictionary_variants_in_order_and_case_insensitive(tmp_path):
     assert strip_stress("R EH1 D AH0") == "R EH D AH"
 
 
+def test_a_parsed_dictionary_is_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("BISEQ_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "d.dict"
+    filler = "".join(f"w{i}  W AH1 N\n" for i in range(6000))  # large enough to be cached
+    small = tmp_path / "small.dict"
+    small.write_text("read  R IY1 D\n")
+    assert PronouncingDictionary.read(small).lookup("read") == ["R IY1 D"]
+    assert not (tmp_path / "cache").exists()  # a small file is just parsed
+    path.write_text("read  R IY1 D\nread(2)  R EH1 D\n" + filler)
+    first = PronouncingDictionary.read(path)
+    cached = list((tmp_path / "cache").glob("dictionary-*.marshal"))
+    assert len(cached) == 1
+    again = PronouncingDictionary.read(path)  # from the cache
+    assert again.lookup("read") == first.lookup("read") == ["R IY1 D", "R EH1 D"] and len(again) == 6001
+    path.write_text("read  R EH1 D\n" + filler)  # new content: parsed again, not the old cache
+    assert PronouncingDictionary.read(path).lookup("read") == ["R EH1 D"]
+    cached[0].write_bytes(b"\x00garbage")  # a damaged cache is passed over
+    path.write_text("read  R IY1 D\nread(2)  R EH1 D\n" + filler)
+    assert PronouncingDictionary.read(path).lookup("read") == ["R IY1 D", "R EH1 D"]
+    bad = tmp_path / "bad.dict"
+    bad.write_text("world\n" + filler)
+    with pytest.raises(DataError, match="line 1"):  # errors are never cached away
+        PronouncingDictionary.read(bad)
+    with pytest.raises(DataError, match="line 1"):
+        PronouncingDictionary.read(bad)
+
+
 def test_dictionary_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.dict"
     bad.write_text("hello  HH AH0 L OW1\nworld\n")
