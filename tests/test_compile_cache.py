@@ -39,6 +39,14 @@ def test_where_the_cache_lives(monkeypatch, tmp_path):
     assert compile_cache.directory() is None
 
 
+def test_an_unwritable_cache_is_not_turned_on(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv(compile_cache.ENV, str(blocker / "jax"))  # cannot be created under a file
+    assert compile_cache.enable() is None
+
+
 def test_a_repeated_training_run_loads_its_programs_from_the_cache(tmp_path):
     data = tmp_path / "rev.tsv"
     data.write_text("\n".join(reversal_lines(120)) + "\n")

@@ -42,9 +42,19 @@ def directory() -> Path | None:
 
 
 def enable() -> Path | None:
-    """Turn the cache on for this process (every program, however quick to compile); the directory or ``None``."""
+    """Turn the cache on for this process (every program, however quick to compile); the directory or ``None``.
+
+    ``None`` also when the directory cannot be created or written (a read-only home): JAX would warn
+    at every compilation that it cannot write the entry.
+    """
     path = directory()
     if path is None:
+        return None
+    try:  # a cache it cannot write would warn at every compilation: none instead
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(path, os.W_OK):
         return None
     settings = {"jax_compilation_cache_dir": str(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
                 "jax_persistent_cache_min_entry_size_bytes": 0}
