@@ -168,24 +168,3 @@ def test_run_matches_predict_on_batch_and_follows_the_current_weights():
         for w in system.model.weights:  # as training does between epochs: the next run must see it
             w.assign(ops.convert_to_numpy(w) * 1.5)
         assert not np.allclose(np.asarray(scorer.run(scored)), before)
-
-
-@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
-def test_greedy_beam_gives_the_beam_of_one_answers(length_penalty):
-    """Beam size 1 runs the greedy loop (``GreedyBeam``): the same sequences, scores and log p as ``BeamSearch``."""
-    from biseq.search import GreedyBeam
-    from tests.test_search_and_learning import small_model
-
-    keras.utils.set_random_seed(11)
-    system = small_model(attention="luong")
-    for w in system.model.weights:
-        w.assign(ops.convert_to_numpy(w) * 3.0)
-    source = np.array([[4, 5, 6, 7], [8, 9, 4, 0], [5, 5, 0, 0], [6, 0, 0, 0]], "int32")
-    fast = [np.asarray(x) for x in GreedyBeam(system.model, length_penalty=length_penalty, max_length=9).run(source)]
-    beam = [np.asarray(x) for x in BeamSearch(system.model, beam_size=1, length_penalty=length_penalty,
-                                              max_length=9).run(source)]
-    assert fast[0].shape == beam[0].shape == (4, 1, 9)
-    np.testing.assert_array_equal(fast[0], beam[0])
-    np.testing.assert_allclose(fast[1], beam[1], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fast[2], beam[2], rtol=1e-5, atol=1e-5)
-    assert (fast[2] < 0).all()

@@ -17,7 +17,7 @@ from biseq.config import Config
 from biseq.model import Seq2Seq
 from biseq.parallel import decoding_devices, spread_rows
 from biseq.scoring import ModelScoring
-from biseq.search import BeamSearch, CTCSearch, GreedyBeam, GreedySearch, MaskPredict, SearchModel
+from biseq.search import BeamSearch, CTCSearch, GreedySearch, MaskPredict, SearchModel
 from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
 
@@ -97,11 +97,8 @@ class ModelDecoding(ModelScoring):
         return self._search(("ctc", beam_size, nbest), lambda: CTCSearch(
             self.model, beam_size=beam_size, nbest=nbest, max_length=self.max_length))
 
-    def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> SearchModel:
-        """The compiled beam search for these settings (beam size 1: the greedy loop, same answers)."""
-        if beam_size == 1:
-            return self._search(("beam", 1, length_penalty, direction), lambda: GreedyBeam(
-                self.model, length_penalty=length_penalty, max_length=self.max_length, direction=direction))
+    def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> BeamSearch:
+        """The compiled beam search for these settings."""
         return self._search(("beam", beam_size, length_penalty, direction), lambda: BeamSearch(
             self.model, beam_size=beam_size, length_penalty=length_penalty, max_length=self.max_length,
             direction=direction))

@@ -134,10 +134,6 @@ class GreedySearch(SearchModel):
         self.seq2seq, self.max_length, self.direction = seq2seq, max_length, direction
 
     def call(self, source):
-        return self.search(source)[0]
-
-    def search(self, source):
-        """``(tokens [B, L], log p [B])``: the greedy output and its log-probability (``</s>`` included)."""
         batch, width = ops.shape(source)[0], ops.shape(source)[1]
         decoder, state, bundle = start_decoding(self.seq2seq, source, direction=self.direction)
         tokens = ops.full((batch,), BOS_ID, dtype="int32")
@@ -146,46 +142,21 @@ class GreedySearch(SearchModel):
 
         steps = self.max_length or default_max_length(int(width))
 
-        def running(t, tokens, state, done, logp, out):
+        def running(t, tokens, state, done, out):
             return ops.logical_not(ops.all(done))
 
-        def body(t, tokens, state, done, logp, out):
+        def body(t, tokens, state, done, out):
             logits, state = decoder.step(tokens, state, bundle)
             chosen = ops.cast(ops.argmax(logits + never, axis=-1), "int32")
-            picked = ops.take_along_axis(ops.log_softmax(logits, axis=-1), chosen[:, None], axis=-1)[:, 0]
-            logp = logp + ops.where(done, 0.0, picked)
             chosen = ops.where(done, PAD_ID, chosen)
             done = ops.logical_or(done, ops.equal(chosen, EOS_ID))
-            return t + 1, chosen, state, done, logp, ops.slice_update(out, (t, 0), chosen[None, :])
+            return t + 1, chosen, state, done, ops.slice_update(out, (t, 0), chosen[None, :])
 
         # a while loop: it stops once every row has ended (a scan would run all ``steps``)
         out = ops.zeros((steps, batch), dtype="int32")
-        logp = ops.zeros((batch,), dtype="float32")
-        found = ops.while_loop(running, body, (ops.convert_to_tensor(0, "int32"), tokens, state, done, logp, out),
-                               maximum_iterations=steps)
-        return ops.transpose(found[-1], (1, 0)), found[-2]
-
-
-class GreedyBeam(GreedySearch):
-    """Beam size 1 as the greedy loop (what a beam of 1 finds), with :class:`BeamSearch`'s outputs.
-
-    A beam of one hypothesis is greedy decoding, but the beam's loop pays for its ``[B, K * V]``
-    top-k bookkeeping and finished pool at every step: this loop is ~3x faster for the same answer.
-
-    Returns:
-        ``(sequences [B, 1, L], scores [B, 1], log_probs [B, 1])``; ``score = log p / length **
-        length_penalty`` (length counts ``</s>``).
-    """
-
-    def __init__(self, seq2seq: Seq2Seq, *, length_penalty: float = 1.0, **kwargs) -> None:
-        super().__init__(seq2seq, **kwargs)
-        self.length_penalty = length_penalty
-
-    def call(self, source):
-        tokens, logp = self.search(source)
-        length = ops.sum(ops.cast(ops.not_equal(tokens, PAD_ID), "float32"), axis=-1)
-        score = logp / ops.power(ops.maximum(length, 1.0), self.length_penalty) if self.length_penalty else logp
-        return tokens[:, None, :], score[:, None], logp[:, None]
+        out = ops.while_loop(running, body, (ops.convert_to_tensor(0, "int32"), tokens, state, done, out),
+                             maximum_iterations=steps)[-1]
+        return ops.transpose(out, (1, 0))
 
 
 
