@@ -5,7 +5,7 @@ Usage:
 
 The bundled system (src/biseq/g2p/en) holds out 3 % of the CMU dictionary's words (bundled.toml's
 seeded hash split, stress kept); every word here goes through the model, batched in one call, for
-each (beam, joint n-best, settle) setting: the beam's candidates and the joint-sequence model's
+each (beam, joint n-best, settle, joint search beam) setting: the beam's candidates and the joint-sequence model's
 are scored together (``joint_sequence.joint_nbest`` at the system's joint weight, as ``biseq
 predict`` does); with settle (what one answer per word does), a word whose network and joint
 bests agree keeps that answer without scoring the others. Each setting runs once to compile its
@@ -23,8 +23,10 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 # (beam, joint n-best, settle): settle (what the system does when one answer is asked): a word whose
 # network and joint bests agree keeps it unscored; without, every candidate is scored
-SETTINGS = [(5, 10, False), (5, 10, True), (5, 5, True), (3, 5, True), (1, 10, False), (1, 10, True), (1, 5, False),
-            (1, 5, True), (1, 3, True)]
+# and the joint model's search beam (Phonetisaurus; 2,000 is the systems' setting, JOINT_BEAM)
+SETTINGS = [(5, 10, False, 2000), (5, 10, True, 2000), (5, 5, True, 2000), (3, 5, True, 2000), (1, 10, False, 2000),
+            (1, 10, True, 2000), (1, 5, False, 2000), (1, 5, True, 2000), (1, 3, True, 2000), (1, 5, True, 1000),
+            (1, 5, True, 500)]
 
 
 def main() -> None:
@@ -54,18 +56,19 @@ def main() -> None:
     weight = g2p.system.config.joint_weight
     sources = [decoder.tokenize_source(w) for w in words]
 
-    def decode(count, beam, joint_nbest, settle):
+    def decode(count, beam, joint_nbest, settle, joint_beam):
         return joint_nbest_fn(decoder, joint, sources[:count], weights=[weight], beam_size=beam,
-                              joint_nbest_size=joint_nbest, settle_agreement=settle)[weight]
+                              joint_nbest_size=joint_nbest, settle_agreement=settle, joint_beam=joint_beam)[weight]
 
     rows = []
-    for beam, joint_nbest, settle in SETTINGS:
-        decode(len(words) // 4, beam, joint_nbest, settle)  # compile this setting's shapes
+    for beam, joint_nbest, settle, joint_beam in SETTINGS:
+        decode(len(words) // 4, beam, joint_nbest, settle, joint_beam)  # compile this setting's shapes
         started = time.perf_counter()
-        ranked = decode(len(words), beam, joint_nbest, settle)
+        ranked = decode(len(words), beam, joint_nbest, settle, joint_beam)
         seconds = time.perf_counter() - started
         s = score([" ".join(hyps[0][0]) if hyps else "" for hyps in ranked], refs)
-        rows.append({"beam": beam, "joint_nbest": joint_nbest, "settle_agreement": settle, "wer": round(s.wer, 2),
+        rows.append({"beam": beam, "joint_nbest": joint_nbest, "settle_agreement": settle, "joint_beam": joint_beam,
+                     "wer": round(s.wer, 2),
                      "per": round(s.per, 2), "words_per_second": round(len(words) / seconds, 1)})
         print(rows[-1], flush=True)
     result = {"words": len(words), "joint_weight": g2p.system.config.joint_weight, "cpus": os.cpu_count(),
