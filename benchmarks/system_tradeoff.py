@@ -38,14 +38,14 @@ def main() -> None:
     import importlib.resources
 
     import biseq
-    from biseq.config import DataConfig
+    from biseq.config import Config
     from biseq.corpus import read_corpus, split_corpus
     from biseq.joint_sequence import JointModel
     from biseq.joint_sequence import joint_nbest as joint_nbest_fn
     from biseq.metrics import score
 
     g2p = biseq.load()
-    data = DataConfig(format="cmudict", strip_stress=False, dev_fraction=0.03, test_fraction=0.0)
+    data = Config.load("benchmarks/g2p_cmudict/bundled.toml").data  # the split the bundled model was trained on
     path = importlib.resources.files("biseq.resources") / "cmudict.dict.gz"
     held_out = [e for e in split_corpus(read_corpus(str(path), config=data), data)["dev"]]
     if args.limit:

@@ -27,7 +27,7 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from biseq.joint_sequence import JointModel  # noqa: E402
+from biseq.joint_sequence import MISSING_MARGIN, JointModel  # noqa: E402
 from biseq.metrics import score  # noqa: E402
 from biseq.training import dev_sample, prepare  # noqa: E402
 from biseq.transducer import Transducer  # noqa: E402
@@ -46,7 +46,7 @@ def pools(ar: Transducer, ctc: Transducer, joint: JointModel, entries) -> tuple[
     words, flat_sources, flat_outputs, costs = [], [], [], []
     for i, (beam, out, theirs) in enumerate(zip(beams, one_pass, listed, strict=True)):
         cost = {tuple(vocab.encode(t, warn=False)): c for t, c in reversed(theirs) if all(x in vocab for x in t)}
-        floor = max(cost.values(), default=0.0) + 5.0  # as joint_sequence.combine: unseen by the joint model
+        floor = max(cost.values(), default=-MISSING_MARGIN) + MISSING_MARGIN  # as combine(): unseen by the joint model
         pool = [c for c in dict.fromkeys([*(tuple(h) for h, _, _ in beam), tuple(out), *cost]) if c]
         words.append(pool)
         for candidate in pool:

@@ -116,14 +116,9 @@ def _homes(counts: dict[tuple[int, int], int], kept: list[tuple[int, int]]) -> d
 
 
 def _merge_cost(shape: tuple[int, int], kept: list[tuple[int, int]], home: dict, counts: dict) -> int:
-    """Extra padded steps if ``shape`` were dropped: its pairs move to the next kept shape holding it."""
-    rest = [s for s in kept if s != shape]
-    cost = 0
-    for key, h in home.items():
-        if h == shape:
-            moved = next(s for s in rest if s[0] >= key[0] and s[1] >= key[1])
-            cost += counts[key] * (moved[0] + moved[1] - shape[0] - shape[1])
-    return cost
+    """Extra padded steps if ``shape`` were dropped: its pairs move to their next home among the rest."""
+    moved = _homes({k: n for k, n in counts.items() if home[k] == shape}, [s for s in kept if s != shape])
+    return sum(counts[k] * (h[0] + h[1] - shape[0] - shape[1]) for k, h in moved.items())
 
 
 def make_batches(pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int,

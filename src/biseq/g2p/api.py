@@ -175,6 +175,7 @@ class G2P:
         if not sources:
             return []
         config, decoder = self.system.config, self.decoder
+        beam = max(config.beam, nbest)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input()
             if self.system.joint_path is not None and config.joint_weight > 0:
@@ -183,11 +184,10 @@ class G2P:
                 if self._joint is None:
                     self._joint = JointModel.find(self.system.joint_path)
                 ranked = joint_nbest(decoder, self._joint, sources, weights=[config.joint_weight],
-                                     beam_size=max(config.beam, nbest), joint_nbest_size=config.joint_nbest,
+                                     beam_size=beam, joint_nbest_size=config.joint_nbest,
                                      length_penalty=config.length_penalty,
                                      settle_agreement=nbest == 1)[config.joint_weight]
                 return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
-            beam = max(config.beam, nbest)
             ids = decoder.encode_sources(sources)
             if beam == 1 and hasattr(decoder, "predict_ids") and not getattr(decoder, "rescores", False):
                 return [[(decoder.target_text(decoder.target_vocab.decode(row)), 0.0)]
