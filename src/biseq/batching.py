@@ -38,6 +38,11 @@ def decode_width(length: int) -> int:
     return DECODE_WIDTHS[i] if i < len(DECODE_WIDTHS) else length
 
 
+def default_max_length(source_width: int) -> int:
+    """Decoding steps for a source padded to ``source_width`` tokens."""
+    return 2 * source_width + 5
+
+
 def decode_rows(count: int, batch_size: int) -> int:
     """Rows of a decoding batch holding ``count`` sequences: a ``DECODE_ROWS`` size, at most ``batch_size``."""
     i = bisect.bisect_left(DECODE_ROWS, count)

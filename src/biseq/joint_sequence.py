@@ -39,7 +39,7 @@ import numpy as np
 from biseq.compile_cache import cache_dir
 from biseq.config import DataConfig
 from biseq.corpus import Entry
-from biseq.transducer import atomic_write_text
+from biseq.model_files import atomic_write_text
 
 JOINT_FILE, JOINT_INFO_FILE = "joint.fst", "joint.json"
 JOINT_BEAM = 2000  # Phonetisaurus search beam: bundled system dev WER 24.44 % (10,000: 24.39 %, 5x slower)

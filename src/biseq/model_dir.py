@@ -21,31 +21,19 @@ import numpy as np
 
 from biseq.config import Config
 from biseq.model import Seq2Seq  # also registers the biseq layers that load_keras_file rebuilds
-from biseq.subwords import SubwordError, Subwords
+from biseq.model_files import (  # noqa: F401 - re-exported: they lived here
+    CONFIG_FILE,
+    KERAS_MEMBERS,
+    MODEL_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    ModelDirError,
+    atomic_write_text,
+    read_config,
+    read_vocabularies,
+    vocab_json,
+)
 from biseq.vocabulary import Vocabulary
-
-MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.json", "config.json"
-WEIGHTS_FILE = "weights.npz"  # compact form (save(weights_dtype="float16")): the arrays only, no code, no pickle
-KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
-
-
-class ModelDirError(ValueError):
-    """A model directory is missing or incomplete."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _fsync(path: str) -> None:
@@ -141,50 +129,13 @@ def read_model_dir(directory: Path) -> ModelDirContents:
             f"{directory} is not a biseq model directory: missing {', '.join(missing)} "
             "(a model directory is what 'biseq train --out DIR' writes)."
         )
-    try:
-        config = Config.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")),
-                                  where=str(directory / CONFIG_FILE))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelDirError(f"{directory}: config.json is not valid JSON ({err})") from None
+    config = read_config(directory)
     source_vocab, target_vocab = read_vocabularies(directory / VOCAB_FILE)
     if weights == WEIGHTS_FILE:
         return ModelDirContents(config, source_vocab, target_vocab, None)
     model = load_keras_file(directory / MODEL_FILE)
     _check_sizes(model, source_vocab, target_vocab, directory)
     return ModelDirContents(config, source_vocab, target_vocab, model)
-
-
-def vocab_json(source_vocab: Vocabulary, target_vocab: Vocabulary) -> str:
-    """The text of ``vocab.json``: both symbol lists, and each side's subword model (base64) if it has one."""
-    vocab: dict = {"source": source_vocab.to_list(), "target": target_vocab.to_list()}
-    for side, v in (("source", source_vocab), ("target", target_vocab)):
-        if v.subwords is not None:
-            vocab[f"{side}_subwords"] = v.subwords.to_text()
-    return json.dumps(vocab, ensure_ascii=False, indent=1)
-
-
-def read_vocabularies(path: Path) -> tuple[Vocabulary, Vocabulary]:
-    """The source and target vocabularies of a ``vocab.json``; ModelDirError naming the file when malformed."""
-    try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelDirError(f"{path}: not valid JSON ({err})") from None
-    if not (isinstance(vocab, dict) and all(isinstance(vocab.get(k), list) and all(isinstance(t, str)
-                                            for t in vocab[k]) for k in ("source", "target"))):
-        raise ModelDirError(f"{path}: expected {{\"source\": [symbols], \"target\": [symbols]}}")
-    found = []
-    for side in ("source", "target"):
-        subwords = None
-        if f"{side}_subwords" in vocab:
-            try:
-                subwords = Subwords.from_text(str(vocab[f"{side}_subwords"]))
-            except SubwordError as err:
-                raise ModelDirError(f"{path}: {side}_subwords: {err}") from None
-        try:
-            found.append(Vocabulary(vocab[side], subwords=subwords))
-        except ValueError as err:
-            raise ModelDirError(f"{path}: {side}: {err}") from None
-    return found[0], found[1]
 
 
 def _check_sizes(model: keras.Model, source_vocab: Vocabulary, target_vocab: Vocabulary, directory: Path) -> None:

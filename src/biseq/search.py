@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from biseq.batching import default_max_length as default_max_length  # re-exported: it lived here
 from biseq.ctc import BLANK_ID, ctc_log_likelihood
 from biseq.model import Seq2Seq
 from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID
@@ -76,11 +77,6 @@ def start_decoding(seq2seq: Seq2Seq, source, *, direction: int = 0, repeat: int 
     layer_states = seq2seq.direction_states(seq2seq.initial_decoder_states(encoded), direction)
     state = decoder.initial_state(keras.tree.map_structure(tile, layer_states), count)
     return decoder, state, bundle
-
-
-def default_max_length(source_width: int) -> int:
-    """Decoding steps for a source padded to ``source_width`` tokens."""
-    return 2 * source_width + 5
 
 
 class SearchModel(keras.Model):

@@ -8,12 +8,10 @@ names are re-exported here.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from biseq.config import Config
-from biseq.corpus import split_tokens
 from biseq.decoding import ModelDecoding
 from biseq.model import Seq2Seq
 from biseq.model_dir import (
@@ -30,23 +28,14 @@ from biseq.model_dir import (
     read_model_dir,
     write_model_dir,
 )
-from biseq.vocabulary import UNK, Vocabulary
+from biseq.text_codec import TextCodec, vocabulary_case
+from biseq.vocabulary import Vocabulary
 
 __all__ = ["CONFIG_FILE", "KERAS_MEMBERS", "MODEL_FILE", "VOCAB_FILE", "WEIGHTS_FILE", "ModelDirError", "Transducer",
            "atomic_save_model", "atomic_write_text", "load_keras_file", "vocabulary_case"]
 
 
-def vocabulary_case(vocab: Vocabulary) -> str:
-    """``lower`` or ``upper`` when every cased symbol past the specials has that case, else ``mixed``."""
-    cased = [s for s in vocab.symbols[4:] if s.lower() != s.upper()]
-    if cased and all(s == s.lower() for s in cased):
-        return "lower"
-    if cased and all(s == s.upper() for s in cased):
-        return "upper"
-    return "mixed"
-
-
-class Transducer(ModelDecoding):
+class Transducer(TextCodec, ModelDecoding):
     """Sequence-to-sequence system for text.
 
     Decoding and scoring of id sequences come from :class:`~biseq.decoding.ModelDecoding`
@@ -67,34 +56,6 @@ class Transducer(ModelDecoding):
                                                 target_vocab_size=len(target_vocab), name="seq2seq"))
         self._source_case = vocabulary_case(source_vocab)
 
-    # --- text <-> ids ----------------------------------------------------------------
-    def tokenize_source(self, text: str) -> tuple[str, ...]:
-        """Split one input string the way the training data's sources were split.
-
-        When every cased source symbol of the vocabulary is lower case (or upper case), the
-        input is folded to that case, so ``Hello`` works for a model trained on ``hello``.
-        """
-        data = self.config.data
-        if (data.format == "cmudict" and not data.transpose) or data.lowercase or self._source_case == "lower":
-            text = text.lower()
-        elif self._source_case == "upper":
-            text = text.upper()
-        return split_tokens(text.strip(), data.splits[0])
-
-    def source_text(self, tokens: Sequence[str]) -> str:
-        """Source tokens back to a display string (characters joined, or tokens with spaces)."""
-        return ("" if self.config.data.splits[0] == "char" else " ").join(tokens)
-
-    def encode_sources(self, sources: Sequence[Sequence[str]]) -> list[list[int]]:
-        """Token sequences -> ids; unknown symbols become ``<unk>`` with one warning listing them."""
-        empty = [i for i, s in enumerate(sources) if not s]
-        if empty:
-            raise ValueError(f"Input {empty[0] + 1} is empty; every input needs at least one symbol.")
-        missing = self.source_vocab.unknown(t for s in sources for t in s)
-        if missing:
-            warnings.warn(f"Unknown source symbol(s) mapped to {UNK}: {missing}", UserWarning, stacklevel=3)
-        return [self.source_vocab.encode(s, warn=False) for s in sources]
-
     # --- text in, text out ------------------------------------------------------------
     def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
         """Token sequences in, best output token sequences out."""
@@ -102,10 +63,6 @@ class Transducer(ModelDecoding):
             return []
         ids = self.predict_ids(self.encode_sources(sources), batch_size=batch_size)
         return [self.target_vocab.decode(row) for row in ids]
-
-    def target_text(self, tokens: Sequence[str]) -> str:
-        """Output tokens to a string (characters joined, or tokens with spaces)."""
-        return ("" if self.config.data.splits[1] == "char" else " ").join(tokens)
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
                 length_penalty: float = 1.0) -> list[str]:

@@ -1,0 +1,235 @@
+"""Greedy search, beam search and teacher-forced scoring over :class:`~biseq.numpy_model.NumpySeq2Seq`.
+
+The same searches as :mod:`biseq.search` (same stopping rules, length normalisation and
+tie-breaking), run step by step in NumPy; a greedy batch drops each row once it has ended.
+:class:`NumpyTransducer` gives them the interface of :class:`biseq.transducer.Transducer` that
+:class:`biseq.g2p.G2P` and :func:`biseq.joint_sequence.joint_nbest` use, read from a compact model
+directory without importing Keras or JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from biseq.batching import decode_width, default_max_length
+from biseq.config import Config
+from biseq.model_files import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelDirError, read_config, read_vocabularies
+from biseq.numpy_model import NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
+from biseq.text_codec import TextCodec, vocabulary_case
+from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+NEG = -1e9  # as biseq.search: the log-probability of an impossible hypothesis
+
+
+def _never(vocab_size: int) -> np.ndarray:
+    """``[V]``: ``NEG`` at ``<pad>`` and ``<s>`` (never generated), 0 elsewhere."""
+    bias = np.zeros(vocab_size, np.float32)
+    bias[[PAD_ID, BOS_ID]] = NEG
+    return bias
+
+
+def _source_batch(sources: Sequence[Sequence[int]]) -> tuple[np.ndarray, int]:
+    """``[B, S]`` ids padded to the longest, and the search's step limit (as the compiled search's)."""
+    width = max(len(s) for s in sources)
+    batch = np.zeros((len(sources), width), np.int64)
+    for i, s in enumerate(sources):
+        batch[i, : len(s)] = s
+    return batch, default_max_length(decode_width(width))
+
+
+def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Per source the greedy output ids (without ``</s>``)."""
+    source, steps = _source_batch(sources)
+    state, memory = model.initial_state(model.encode(source))
+    rows = np.arange(len(sources))  # the sources still decoding
+    tokens = np.full(len(sources), BOS_ID)
+    out: list[list[int]] = [[] for _ in sources]
+    never = _never(model.vocab_size)
+    for _ in range(steps):
+        logits, state = model.step(tokens, state, memory)
+        tokens = np.argmax(logits + never, axis=-1)
+        ended = tokens == EOS_ID
+        for row, token in zip(rows[~ended].tolist(), tokens[~ended].tolist(), strict=True):
+            out[row].append(token)
+        if ended.any():
+            keep = np.flatnonzero(~ended)
+            if not len(keep):
+                break
+            rows, tokens, state = rows[keep], tokens[keep], state.take(keep)
+            memory = memory.take(keep) if memory is not None else None
+    return out
+
+
+def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int, length_penalty: float = 1.0
+             ) -> list[list[tuple[list[int], float, float]]]:
+    """Beam search as :func:`biseq.search.beam_search`: per source the ``beam_size`` best ``(ids, score, log p)``."""
+    b, k, v = len(sources), beam_size, model.vocab_size
+    source, length = _source_batch(sources)
+    state, memory = model.initial_state(model.encode(source), np.repeat(np.arange(b), k))
+    offsets = (np.arange(b) * k)[:, None]
+    alive_seq = np.zeros((b, k, length), np.int64)
+    alive_logp = np.concatenate([np.zeros((b, 1)), np.full((b, k - 1), NEG)], axis=1).astype(np.float32)
+    fin_seq = np.zeros((b, k, length), np.int64)
+    fin_score, fin_logp = np.full((b, k), NEG, np.float32), np.full((b, k), NEG, np.float32)
+    tokens = np.full(b * k, BOS_ID)
+    never = _never(v)
+    best_denominator = max(float(length) ** length_penalty, 1.0)
+    for t in range(length):
+        if np.all(fin_score.min(axis=1) >= alive_logp.max(axis=1) / best_denominator):
+            break
+        logits, state = model.step(tokens, state, memory)
+        cand = (alive_logp[:, :, None] + (log_softmax(logits) + never).reshape(b, k, v)).reshape(b, k * v)
+        top_index = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]
+        top_logp = np.take_along_axis(cand, top_index, axis=1)
+        top_beam, top_token = top_index // v, top_index % v
+        top_seq = np.take_along_axis(alive_seq, top_beam[:, :, None], axis=1)
+        top_seq[:, :, t] = top_token
+        ended = top_token == EOS_ID
+        finalize = ended & (np.arange(2 * k)[None, :] < k)
+        pool_score = np.concatenate([fin_score, np.where(finalize, top_logp / (t + 1.0) ** length_penalty, NEG)], 1)
+        pool_logp = np.concatenate([fin_logp, np.where(finalize, top_logp, NEG)], axis=1)
+        keep = np.argsort(-pool_score, axis=1, kind="stable")[:, :k]
+        fin_score, fin_logp = np.take_along_axis(pool_score, keep, 1), np.take_along_axis(pool_logp, keep, 1)
+        fin_seq = np.take_along_axis(np.concatenate([fin_seq, top_seq], axis=1), keep[:, :, None], axis=1)
+        survivors = np.where(ended, NEG, top_logp)
+        keep = np.argsort(-survivors, axis=1, kind="stable")[:, :k]
+        alive_logp = np.take_along_axis(survivors, keep, axis=1)
+        alive_seq = np.take_along_axis(top_seq, keep[:, :, None], axis=1)
+        tokens = np.take_along_axis(top_token, keep, axis=1).reshape(b * k)
+        order = (np.take_along_axis(top_beam, keep, axis=1) + offsets).reshape(b * k)
+        state = state.take(order)
+        memory = memory.take(order) if memory is not None else None
+    alive_score = np.where(alive_logp > NEG / 2, alive_logp / float(length) ** length_penalty, NEG)
+    pool_score = np.concatenate([fin_score, alive_score], axis=1)
+    keep = np.argsort(-pool_score, axis=1, kind="stable")[:, :k]
+    seqs = np.take_along_axis(np.concatenate([fin_seq, alive_seq], axis=1), keep[:, :, None], axis=1)
+    scores = np.take_along_axis(pool_score, keep, axis=1)
+    logps = np.take_along_axis(np.concatenate([fin_logp, alive_logp], axis=1), keep, axis=1)
+    return [[(_until_end(seqs[r, j]), float(scores[r, j]), float(logps[r, j])) for j in range(k)
+             if scores[r, j] > -1e8] for r in range(b)]
+
+
+def _until_end(ids: np.ndarray) -> list[int]:
+    out = []
+    for t in ids.tolist():
+        if t == EOS_ID:
+            break
+        if t != PAD_ID:
+            out.append(t)
+    return out
+
+
+def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]
+                     ) -> np.ndarray:
+    """``[N]`` teacher-forced ``log p(output | source)`` (``</s>`` included); each distinct source encoded once."""
+    if not sources:
+        return np.zeros(0)
+    distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(s) for s in sources))}
+    source, _ = _source_batch(list(distinct))
+    state, memory = model.initial_state(model.encode(source), np.array([distinct[tuple(s)] for s in sources]))
+    length = max(len(o) for o in outputs) + 1
+    target = np.full((len(outputs), length), PAD_ID)
+    for i, o in enumerate(outputs):
+        target[i, : len(o)] = o
+        target[i, len(o)] = EOS_ID
+    total = np.zeros(len(outputs), np.float64)
+    tokens = np.full(len(outputs), BOS_ID)
+    for t in range(length):
+        logits, state = model.step(tokens, state, memory)
+        picked = np.take_along_axis(log_softmax(logits), target[:, t, None], axis=1)[:, 0]
+        total += np.where(target[:, t] != PAD_ID, picked, 0.0)
+        tokens = target[:, t]
+    return total
+
+
+class NumpyTransducer(TextCodec):
+    """A compact model directory decoded in NumPy: what :class:`biseq.g2p.G2P` asks of a Transducer.
+
+    Args:
+        config, source_vocab, target_vocab: as :class:`biseq.transducer.Transducer`'s.
+        model: the network's forward pass.
+    """
+
+    rescores = False
+
+    def __init__(self, *, config: Config, source_vocab: Vocabulary, target_vocab: Vocabulary,
+                 model: NumpySeq2Seq) -> None:
+        self.config, self.source_vocab, self.target_vocab, self.model = config, source_vocab, target_vocab, model
+        self._source_case = vocabulary_case(source_vocab)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NumpyTransducer:
+        """Read ``config.json``, ``vocab.json`` and ``weights.npz``.
+
+        Raises:
+            UnsupportedModel: no ``weights.npz`` (a ``model.keras`` directory), or a model this path does not run.
+            ModelDirError: a missing or damaged file, named.
+        """
+        directory = Path(directory)
+        missing = [n for n in (CONFIG_FILE, VOCAB_FILE) if not (directory / n).is_file()]
+        if missing:
+            raise ModelDirError(f"{directory} is not a biseq model directory: missing {', '.join(missing)}")
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise UnsupportedModel(f"{directory}: no {WEIGHTS_FILE} (the NumPy path reads the compact form)")
+        config = read_config(directory)
+        reason = unsupported_reason(config.model)
+        if reason:
+            raise UnsupportedModel(f"{directory}: {reason}")
+        source_vocab, target_vocab = read_vocabularies(directory / VOCAB_FILE)
+        path = directory / WEIGHTS_FILE
+        try:
+            with np.load(path, allow_pickle=False) as found:
+                arrays = [found[f"w{i:03d}"] for i in range(len(found.files))]
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise ModelDirError(f"{path}: not a readable weights file ({err})") from None
+        try:
+            model = NumpySeq2Seq(config=config.model, arrays=arrays)
+        except UnsupportedModel:
+            raise
+        except ValueError as err:
+            raise ModelDirError(f"{path}: {err}") from None
+        if (len(model.source_embedding), model.vocab_size) != (len(source_vocab), len(target_vocab)):
+            raise ModelDirError(f"{directory / VOCAB_FILE}: {len(source_vocab)} / {len(target_vocab)} symbols, but "
+                                f"{path} has {len(model.source_embedding)} / {model.vocab_size}")
+        return cls(config=config, source_vocab=source_vocab, target_vocab=target_vocab, model=model)
+
+    def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
+        """Greedy output ids per source (length-sorted batches of ``batch_size``)."""
+        return _in_batches(sources, batch_size, lambda part: greedy_ids(self.model, part))
+
+    def beam_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                       length_penalty: float = 1.0, batch_size: int = 64) -> list[list[tuple[list[int], float, float]]]:
+        """Per source the ``nbest`` best ``(ids, score, log p)`` of one beam search, best first."""
+        if not 1 <= nbest <= beam_size:
+            raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
+        return _in_batches(sources, batch_size, lambda part: [
+            hyps[:nbest] for hyps in beam_ids(self.model, part, beam_size=beam_size, length_penalty=length_penalty)])
+
+    def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
+                          length_penalty: float = 1.0) -> list[list[tuple[list[int], float]]]:
+        """Per source the ``nbest`` best ``(ids, score)``."""
+        found = self.beam_nbest_ids(sources, beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
+        return [[(ids, score) for ids, score, _ in hyps] for hyps in found]
+
+    def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
+        """``[N]`` teacher-forced ``log p(output | source)``."""
+        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+        result = np.zeros(len(sources))
+        for start in range(0, len(order), 256):
+            part = order[start: start + 256]
+            result[part] = output_log_probs(self.model, [sources[i] for i in part], [outputs[i] for i in part])
+        return result
+
+
+def _in_batches(sources: Sequence[Sequence[int]], batch_size: int, run) -> list:
+    """``run`` over length-sorted batches of ``sources`` (little padding), results back in input order."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: list = [None] * len(sources)
+    for start in range(0, len(order), batch_size):
+        part = order[start: start + batch_size]
+        for i, found in zip(part, run([sources[i] for i in part]), strict=True):
+            out[i] = found
+    return out
