@@ -43,6 +43,18 @@ def default_max_length(source_width: int) -> int:
     return 2 * source_width + 5
 
 
+def width_chunks(sources: Sequence[Sequence[int]], batch_size: int) -> list[tuple[list[int], int]]:
+    """Decoding batches: ``(indices, padded width)``, length-sorted, each within one ``decode_width`` bucket."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    chunks, start = [], 0
+    while start < len(order):
+        width = decode_width(max(1, len(sources[order[start]])))
+        chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
+        chunks.append((chunk, width))
+        start += len(chunk)
+    return chunks
+
+
 def decode_rows(count: int, batch_size: int) -> int:
     """Rows of a decoding batch holding ``count`` sequences: a ``DECODE_ROWS`` size, at most ``batch_size``."""
     i = bisect.bisect_left(DECODE_ROWS, count)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from biseq.batching import decode_rows, decode_width, pad_ids
+from biseq.batching import decode_rows, pad_ids, width_chunks
 from biseq.config import Config
 from biseq.model import Seq2Seq
 from biseq.parallel import decoding_devices, spread_rows
@@ -23,19 +23,14 @@ from biseq.vocabulary import EOS_ID, MASK, PAD_ID, Vocabulary
 
 def batched(sources: Sequence[Sequence[int]], run, *, batch_size: int) -> list:
     """Apply ``run(padded [b, S]) -> per-row results`` to length-sorted batches; original order kept."""
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     devices = decoding_devices()
     results: list = [None] * len(sources)
-    start = 0
-    while start < len(order):
-        width = decode_width(max(1, len(sources[order[start]])))
-        chunk = [i for i in order[start : start + batch_size] if len(sources[i]) <= width]
+    for chunk, width in width_chunks(sources, batch_size):
         rows = decode_rows(len(chunk), batch_size)
         rows += -rows % devices  # a multiple of the devices the rows are split over
         out = run(spread_rows(pad_ids([sources[i] for i in chunk], width, rows)))
         for row, i in enumerate(chunk):
             results[i] = out[row]
-        start += len(chunk)
     return results
 
 

@@ -9,12 +9,13 @@ directory without importing Keras or JAX.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from biseq.batching import decode_width, default_max_length
+from biseq.batching import default_max_length, width_chunks
 from biseq.config import Config
 from biseq.model_files import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelDirError, read_config, read_vocabularies
 from biseq.numpy_model import NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
@@ -31,18 +32,17 @@ def _never(vocab_size: int) -> np.ndarray:
     return bias
 
 
-def _source_batch(sources: Sequence[Sequence[int]]) -> tuple[np.ndarray, int]:
-    """``[B, S]`` ids padded to the longest, and the search's step limit (as the compiled search's)."""
-    width = max(len(s) for s in sources)
-    batch = np.zeros((len(sources), width), np.int64)
+def _source_batch(sources: Sequence[Sequence[int]]) -> np.ndarray:
+    """``[B, S]`` ids padded with 0 to the longest."""
+    batch = np.zeros((len(sources), max(len(s) for s in sources)), np.int64)
     for i, s in enumerate(sources):
         batch[i, : len(s)] = s
-    return batch, default_max_length(decode_width(width))
+    return batch
 
 
-def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Per source the greedy output ids (without ``</s>``)."""
-    source, steps = _source_batch(sources)
+def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, steps: int) -> list[list[int]]:
+    """Per source the greedy output ids (without ``</s>``), at most ``steps`` of them."""
+    source = _source_batch(sources)
     state, memory = model.initial_state(model.encode(source))
     rows = np.arange(len(sources))  # the sources still decoding
     tokens = np.full(len(sources), BOS_ID)
@@ -63,11 +63,12 @@ def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]]) -> list[li
     return out
 
 
-def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int, length_penalty: float = 1.0
-             ) -> list[list[tuple[list[int], float, float]]]:
-    """Beam search as :func:`biseq.search.beam_search`: per source the ``beam_size`` best ``(ids, score, log p)``."""
+def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int, length: int,
+             length_penalty: float = 1.0) -> list[list[tuple[list[int], float, float]]]:
+    """Beam search as :func:`biseq.search.beam_search` over at most ``length`` steps: per source the
+    ``beam_size`` best ``(ids, score, log p)``, best first."""
     b, k, v = len(sources), beam_size, model.vocab_size
-    source, length = _source_batch(sources)
+    source = _source_batch(sources)
     state, memory = model.initial_state(model.encode(source), np.repeat(np.arange(b), k))
     offsets = (np.arange(b) * k)[:, None]
     alive_seq = np.zeros((b, k, length), np.int64)
@@ -128,7 +129,7 @@ def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outp
     if not sources:
         return np.zeros(0)
     distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(s) for s in sources))}
-    source, _ = _source_batch(list(distinct))
+    source = _source_batch(list(distinct))
     state, memory = model.initial_state(model.encode(source), np.array([distinct[tuple(s)] for s in sources]))
     length = max(len(o) for o in outputs) + 1
     target = np.full((len(outputs), length), PAD_ID)
@@ -181,9 +182,9 @@ class NumpyTransducer(TextCodec):
         source_vocab, target_vocab = read_vocabularies(directory / VOCAB_FILE)
         path = directory / WEIGHTS_FILE
         try:
-            with np.load(path, allow_pickle=False) as found:
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as found:
                 arrays = [found[f"w{i:03d}"] for i in range(len(found.files))]
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise ModelDirError(f"{path}: not a readable weights file ({err})") from None
         try:
             model = NumpySeq2Seq(config=config.model, arrays=arrays)
@@ -198,15 +199,16 @@ class NumpyTransducer(TextCodec):
 
     def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
         """Greedy output ids per source (length-sorted batches of ``batch_size``)."""
-        return _in_batches(sources, batch_size, lambda part: greedy_ids(self.model, part))
+        return self._in_batches(sources, batch_size, lambda part, steps: greedy_ids(self.model, part, steps=steps))
 
     def beam_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                        length_penalty: float = 1.0, batch_size: int = 64) -> list[list[tuple[list[int], float, float]]]:
         """Per source the ``nbest`` best ``(ids, score, log p)`` of one beam search, best first."""
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
-        return _in_batches(sources, batch_size, lambda part: [
-            hyps[:nbest] for hyps in beam_ids(self.model, part, beam_size=beam_size, length_penalty=length_penalty)])
+        return self._in_batches(sources, batch_size, lambda part, steps: [
+            hyps[:nbest] for hyps in beam_ids(self.model, part, beam_size=beam_size, length=steps,
+                                              length_penalty=length_penalty)])
 
     def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                           length_penalty: float = 1.0) -> list[list[tuple[list[int], float]]]:
@@ -223,13 +225,12 @@ class NumpyTransducer(TextCodec):
             result[part] = output_log_probs(self.model, [sources[i] for i in part], [outputs[i] for i in part])
         return result
 
-
-def _in_batches(sources: Sequence[Sequence[int]], batch_size: int, run) -> list:
-    """``run`` over length-sorted batches of ``sources`` (little padding), results back in input order."""
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: list = [None] * len(sources)
-    for start in range(0, len(order), batch_size):
-        part = order[start: start + batch_size]
-        for i, found in zip(part, run([sources[i] for i in part]), strict=True):
-            out[i] = found
-    return out
+    def _in_batches(self, sources: Sequence[Sequence[int]], batch_size: int, run) -> list:
+        """``run(sources, steps)`` over the compiled path's batches (:func:`~biseq.batching.width_chunks`),
+        with its step limit; results in input order."""
+        out: list = [None] * len(sources)
+        for chunk, width in width_chunks(sources, batch_size):
+            steps = self.config.train.max_decode_length or default_max_length(width)
+            for i, found in zip(chunk, run([sources[i] for i in chunk], steps), strict=True):
+                out[i] = found
+        return out

@@ -1,0 +1,97 @@
+"""The NumPy decoding path gives the Keras path's outputs and scores, loads without Keras or JAX,
+and refuses what it does not compute or cannot read with a message naming the file."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from biseq.model_files import ModelDirError
+from biseq.numpy_decoding import NumpyTransducer
+from biseq.numpy_model import UnsupportedModel
+from biseq.transducer import Transducer
+from tests.test_search_and_learning import small_model
+
+CONFIGS = [
+    # the bundled English model's shape
+    dict(encoder="bilstm", encoder_layers=2, decoder="lstm", bridge="dense", attention="luong", input_feeding=False),
+    dict(encoder="bigru", encoder_layers=2, decoder="gru", decoder_layers=2, attention="bahdanau",
+         input_feeding=True),
+    dict(encoder="lstm", decoder="lstm", attention="none", decoder_units=8),
+    dict(encoder="bilstm", decoder="gru", bridge="concat", attention="luong", input_feeding=True),
+    dict(encoder="gru", decoder="lstm", attention="bahdanau", input_feeding=False, bridge="dense"),
+]
+# lengths 1..9: padding inside batches, both directions of the encoder over it
+SOURCES = [[4, 5, 6, 7], [8, 9, 4], [5], [6, 7, 8, 9, 4, 5, 6, 7, 8], [9, 9, 9, 4, 4], [7, 4]]
+
+
+def saved_pair(tmp_path, seed: int = 3, **kwargs):
+    """A random model (weights x3, so the argmax path is not trivial) saved compactly, read back both ways."""
+    keras.utils.set_random_seed(seed)
+    system = small_model(**kwargs)
+    for w in system.model.weights:
+        w.assign(ops.convert_to_numpy(w) * 3.0)
+    system.save(tmp_path, weights_dtype="float16")
+    return NumpyTransducer.load(tmp_path), Transducer.load(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", CONFIGS)
+def test_numpy_path_matches_keras(tmp_path, kwargs):
+    fast, reference = saved_pair(tmp_path, **kwargs)
+    assert fast.predict_ids(SOURCES) == [reference.target_vocab.encode(reference.target_vocab.decode(r), warn=False)
+                                         for r in reference.predict_ids(SOURCES)]
+    mine = fast.beam_nbest_ids(SOURCES, beam_size=4, nbest=4, length_penalty=0.8)
+    theirs = reference.beam_nbest_ids(SOURCES, beam_size=4, nbest=4, length_penalty=0.8)
+    assert [[h for h, _, _ in hyps] for hyps in mine] == [[h for h, _, _ in hyps] for hyps in theirs]
+    np.testing.assert_allclose([s for hyps in mine for _, s, _ in hyps], [s for hyps in theirs for _, s, _ in hyps],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose([p for hyps in mine for _, _, p in hyps], [p for hyps in theirs for _, _, p in hyps],
+                               rtol=1e-4, atol=1e-4)
+    # teacher forcing over candidates of several lengths; sources repeat (each is encoded once)
+    sources = [SOURCES[i] for i, hyps in enumerate(theirs) for _ in hyps] + [SOURCES[0]]
+    outputs = [h for hyps in theirs for h, _, _ in hyps] + [[5, 6, 7, 8, 9]]
+    np.testing.assert_allclose(fast.output_log_probs(sources, outputs), reference.output_log_probs(sources, outputs),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_beam_of_one_is_greedy_when_ranked_by_log_p(tmp_path):
+    fast, _ = saved_pair(tmp_path, seed=5, **CONFIGS[0])
+    found = fast.beam_nbest_ids(SOURCES, beam_size=1, length_penalty=0.0)
+    assert [hyps[0][0] for hyps in found] == fast.predict_ids(SOURCES)
+
+
+def test_loads_and_decodes_without_keras_or_jax(tmp_path):
+    saved_pair(tmp_path, **CONFIGS[0])
+    code = ("import sys; from biseq.numpy_decoding import NumpyTransducer; "
+            f"m = NumpyTransducer.load({str(tmp_path)!r}); print(m.predict_ids([[4, 5, 6]])); "
+            "print(sorted({'keras', 'jax'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_refuses_what_it_does_not_compute(tmp_path):
+    keras.utils.set_random_seed(1)
+    twin = small_model(encoder="bilstm", decoder="bilstm", objective="twin", attention="luong", decoder_units=8)
+    twin.save(tmp_path / "twin", weights_dtype="float16")
+    with pytest.raises(UnsupportedModel, match="objective 'twin'"):
+        NumpyTransducer.load(tmp_path / "twin")
+    plain = small_model()
+    plain.save(tmp_path / "keras")  # model.keras: the Keras path reads it
+    with pytest.raises(UnsupportedModel, match="no weights.npz"):
+        NumpyTransducer.load(tmp_path / "keras")
+
+
+def test_damaged_or_mismatched_weights_are_named(tmp_path):
+    saved_pair(tmp_path / "a", **CONFIGS[0])
+    weights = tmp_path / "a" / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(ModelDirError, match="weights.npz: not a readable weights file"):
+        NumpyTransducer.load(tmp_path / "a")
+    saved_pair(tmp_path / "b", **CONFIGS[1])
+    (tmp_path / "a" / "weights.npz").write_bytes((tmp_path / "b" / "weights.npz").read_bytes())
+    with pytest.raises(ModelDirError, match=r"weights.npz: .*shape"):
+        NumpyTransducer.load(tmp_path / "a")
