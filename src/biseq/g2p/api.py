@@ -9,7 +9,8 @@
 
 Words the dictionary lists are answered from it without loading Keras or JAX; the others are
 decoded together, in batches, by the system's model (beam search, combined with its
-joint-sequence model when it has one).
+joint-sequence model when it has one). A call with few unknown words (``numpy_words``) runs the
+model in NumPy (:mod:`biseq.numpy_decoding`): no Keras, no JAX, no compilation, the same numbers.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ class WordResult:
         return self.pronunciations[0].phones if self.pronunciations else ""
 
 
-def load(path: str | Path | None = None) -> G2P:
+NUMPY_WORDS = 256  # up to this many unknown words a call, the NumPy path (see G2P)
+
+
+def load(path: str | Path | None = None, *, numpy_words: int = NUMPY_WORDS) -> G2P:
     """Open a system directory (default: the bundled English system) or a ``biseq train`` model directory."""
-    return G2P(System.open(bundled_path() if path is None else path))
+    return G2P(System.open(bundled_path() if path is None else path), numpy_words=numpy_words)
 
 
 class G2P:
@@ -65,12 +69,18 @@ class G2P:
 
     Args:
         system: the opened system directory.
+        numpy_words: a call with at most this many words for the model decodes them in NumPy
+            when the system is one compact model the NumPy path computes (an unknown word in a
+            new process: no JAX import, no compiled programs to load); larger calls, and every
+            call with 0, run the compiled (JAX) search, faster per word in large batches.
     """
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, *, numpy_words: int = NUMPY_WORDS) -> None:
         self.system = system
+        self.numpy_words = numpy_words
         self._dictionary: PronouncingDictionary | None = None
         self._decoder = None
+        self._numpy_decoder: object | None = None  # False: tried, not available
         self._joint = None
 
     @property
@@ -100,6 +110,27 @@ class G2P:
 
                 self._decoder = Ensemble(members)
         return self._decoder
+
+    @property
+    def numpy_decoder(self):
+        """The NumPy path for the system's model (:class:`~biseq.numpy_decoding.NumpyTransducer`), or
+        ``None``: an ensemble, a ``model.keras`` directory, or a model it does not compute."""
+        if self._numpy_decoder is None:
+            from biseq.numpy_decoding import NumpyTransducer
+            from biseq.numpy_model import UnsupportedModel
+
+            paths = self.system.model_paths
+            try:
+                self._numpy_decoder = NumpyTransducer.load(paths[0]) if len(paths) == 1 else False
+            except UnsupportedModel:
+                self._numpy_decoder = False
+        return self._numpy_decoder or None
+
+    def _network(self, count: int):
+        """The decoder for a call with ``count`` words for the model."""
+        if count <= self.numpy_words and self.numpy_decoder is not None:
+            return self.numpy_decoder
+        return self.decoder
 
     def __call__(self, text: str, *, stress: bool = True) -> list[tuple[str, str]]:
         """The words of ``text`` (see :func:`biseq.g2p.text.words`) with their best pronunciation."""
@@ -156,12 +187,13 @@ class G2P:
     # --- the model -------------------------------------------------------------------------
     def _model_results(self, words: list[str], *, nbest: int, stress: bool, batch_size: int) -> list[WordResult]:
         unique = list(dict.fromkeys(words))
+        network = self._network(len(unique))
         sources, notes = {}, {}
         for word in unique:
-            sources[word], notes[word] = _model_input(self.decoder, word)
+            sources[word], notes[word] = _model_input(network, word)
         decodable = [w for w in unique if sources[w]]
-        found = dict(zip(decodable, self._decode([sources[w] for w in decodable], nbest=nbest, batch_size=batch_size),
-                         strict=True))
+        found = dict(zip(decodable, self._decode(network, [sources[w] for w in decodable], nbest=nbest,
+                                                 batch_size=batch_size), strict=True))
         out = []
         for word in words:
             if notes[word]:
@@ -169,12 +201,12 @@ class G2P:
             out.append(_result(word, found.get(word, []), "model", stress, note=notes[word]))
         return out
 
-    def _decode(self, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
+    def _decode(self, decoder, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
                 ) -> list[list[tuple[str, float]]]:
-        """Per source up to ``nbest`` ``(phones, score)``, best first."""
+        """Per source up to ``nbest`` ``(phones, score)`` from ``decoder``, best first."""
         if not sources:
             return []
-        config, decoder = self.system.config, self.decoder
+        config = self.system.config
         beam = max(config.beam, nbest)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input()
