@@ -135,6 +135,26 @@ def test_model_words_combine_with_the_joint_model_and_match_the_api(toy_system):
     assert g2p.predict(["abba"], model_only=True)[0].pronunciations[0].source == "model"
 
 
+def test_few_model_words_decode_in_numpy_as_the_compiled_path_does(toy_system):
+    _, _, out = toy_system
+    words = toy_words(30, seed=5)
+    fast, compiled = load(out), load(out, numpy_words=0)
+    assert fast.numpy_decoder is not None
+    for nbest in (1, 3):
+        mine, theirs = fast.predict(words, nbest=nbest), compiled.predict(words, nbest=nbest)
+        assert [[p.phones for p in r.pronunciations] for r in mine] == [[p.phones for p in r.pronunciations]
+                                                                        for r in theirs]
+        np.testing.assert_allclose([p.prob for r in mine for p in r.pronunciations],
+                                   [p.prob for r in theirs for p in r.pronunciations], atol=1e-4)
+    assert compiled._decoder is not None and fast._decoder is None  # the compiled path never loaded here
+    code = ("import sys; from biseq.cli import main; rc = main(['predict', '--model', sys.argv[1], 'chafed']); "
+            "print('heavy:', sorted(m for m in ('keras', 'jax') if m in sys.modules)); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split("\t")[1] == fast.predict(["chafed"])[0].phones
+    assert result.stdout.splitlines()[-1] == "heavy: []"
+
+
 def test_text_is_split_and_odd_characters_are_reported(toy_system):
     _, _, out = toy_system
     g2p = load(out)

@@ -33,9 +33,9 @@ _USER_ERRORS = {"biseq.checkpoints": "CheckpointError", "biseq.config": "ConfigE
                 "biseq.ensemble": "EnsembleError", "biseq.joint_sequence": "JointSequenceError",
                 "biseq.parallel": "ParallelError",
                 "biseq.routing": "BridgeError", "biseq.search": "LeakyDecodingError",
-                "biseq.training": "RunExistsError", "biseq.transducer": "ModelDirError",
+                "biseq.training": "RunExistsError", "biseq.model_files": "ModelDirError",
                 "biseq.g2p.system": "SystemDirError", "biseq.g2p.api": "G2PError",
-                "biseq.g2p.lexicon": "LexiconError"}
+                "biseq.g2p.lexicon": "LexiconError", "biseq.numpy_model": "UnsupportedModel"}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
