@@ -71,6 +71,7 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
     source = _source_batch(sources)
     state, memory = model.initial_state(model.encode(source), np.repeat(np.arange(b), k))
     offsets = (np.arange(b) * k)[:, None]
+    rows = np.arange(b)[:, None]  # with a [B, n] index array: the n chosen entries of each row
     alive_seq = np.zeros((b, k, length), np.int64)
     alive_logp = np.concatenate([np.zeros((b, 1)), np.full((b, k - 1), NEG)], axis=1).astype(np.float32)
     fin_seq = np.zeros((b, k, length), np.int64)
@@ -84,23 +85,22 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
         logits, state = model.step(tokens, state, memory)
         cand = (alive_logp[:, :, None] + (log_softmax(logits) + never).reshape(b, k, v)).reshape(b, k * v)
         top_index = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]
-        top_logp = np.take_along_axis(cand, top_index, axis=1)
+        top_logp = cand[rows, top_index]
         top_beam, top_token = top_index // v, top_index % v
-        top_seq = np.take_along_axis(alive_seq, top_beam[:, :, None], axis=1)
+        top_seq = alive_seq[rows, top_beam]
         top_seq[:, :, t] = top_token
         ended = top_token == EOS_ID
         finalize = ended & (np.arange(2 * k)[None, :] < k)
         pool_score = np.concatenate([fin_score, np.where(finalize, top_logp / (t + 1.0) ** length_penalty, NEG)], 1)
         pool_logp = np.concatenate([fin_logp, np.where(finalize, top_logp, NEG)], axis=1)
         keep = np.argsort(-pool_score, axis=1, kind="stable")[:, :k]
-        fin_score, fin_logp = np.take_along_axis(pool_score, keep, 1), np.take_along_axis(pool_logp, keep, 1)
-        fin_seq = np.take_along_axis(np.concatenate([fin_seq, top_seq], axis=1), keep[:, :, None], axis=1)
+        fin_score, fin_logp = pool_score[rows, keep], pool_logp[rows, keep]
+        fin_seq = np.concatenate([fin_seq, top_seq], axis=1)[rows, keep]
         survivors = np.where(ended, NEG, top_logp)
         keep = np.argsort(-survivors, axis=1, kind="stable")[:, :k]
-        alive_logp = np.take_along_axis(survivors, keep, axis=1)
-        alive_seq = np.take_along_axis(top_seq, keep[:, :, None], axis=1)
-        tokens = np.take_along_axis(top_token, keep, axis=1).reshape(b * k)
-        order = (np.take_along_axis(top_beam, keep, axis=1) + offsets).reshape(b * k)
+        alive_logp, alive_seq = survivors[rows, keep], top_seq[rows, keep]
+        tokens = top_token[rows, keep].reshape(b * k)
+        order = (top_beam[rows, keep] + offsets).reshape(b * k)
         state = state.take(order)
         memory = memory.take(order) if memory is not None else None
     alive_score = np.where(alive_logp > NEG / 2, alive_logp / float(length) ** length_penalty, NEG)

@@ -140,7 +140,8 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
     Args:
         g2p: the loaded system (``biseq.load(path)``).
         settings: limits and batching (default :class:`ServeConfig`).
-        warm_up: load the network and compile a first batch before ``/health`` answers 200.
+        warm_up: decode a first word and load the compiled network (``/v1/model``, ``/v1/attention``,
+            batches over ``g2p.numpy_words`` unknown words) before ``/health`` answers 200.
     """
     settings = settings or ServeConfig()
     batcher = MicroBatcher(CachedDecode(g2p, size=settings.cache_words),
@@ -151,7 +152,8 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
     def load() -> None:
         g2p.dictionary  # noqa: B018 - read it now, not on the first request
         if warm_up:
-            g2p.predict(["biseq"], model_only=True)
+            g2p.predict(["biseq"], model_only=True)  # small calls: the NumPy path
+            g2p.decoder  # noqa: B018 - the compiled one: routing, attention maps, large batches
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
