@@ -56,7 +56,7 @@ class WordResult:
         return self.pronunciations[0].phones if self.pronunciations else ""
 
 
-NUMPY_WORDS = 256  # up to this many unknown words a call, the NumPy path (see G2P)
+NUMPY_WORDS = 128  # up to this many unknown words a call: the NumPy path (benchmarks/g2p_speed_2026-12-05d.json)
 
 
 def load(path: str | Path | None = None, *, numpy_words: int = NUMPY_WORDS) -> G2P:
