@@ -60,7 +60,8 @@ class Cell:
     """One Keras ``LSTMCell``/``GRUCell``'s weights.
 
     ``bias`` is the input bias ``[G]``; ``recurrent_bias`` the GRU's second bias row
-    (``reset_after``), ``None`` for an LSTM.
+    (``reset_after``), ``None`` for an LSTM. :func:`stacked` makes one cell of several (the two
+    directions of a layer): ``recurrent [K, D, G]``, states ``[K, B, D]``, one step for all.
     """
 
     lstm: bool
@@ -71,16 +72,16 @@ class Cell:
 
     def step(self, projected: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """One step from the input projection ``[B, G]`` (bias included): the new ``(h, c)`` or ``(h,)``."""
-        h, d = state[0], self.recurrent.shape[0]
+        h, d = state[0], self.recurrent.shape[-2]
         if self.lstm:
             z = projected + h @ self.recurrent
             gates = sigmoid(z)  # one call for i, f, o (g's share is unused): fewer small NumPy calls
-            c = gates[:, d:2 * d] * state[1] + gates[:, :d] * np.tanh(z[:, 2 * d:3 * d])
-            return gates[:, 3 * d:] * np.tanh(c), c
+            c = gates[..., d:2 * d] * state[1] + gates[..., :d] * np.tanh(z[..., 2 * d:3 * d])
+            return gates[..., 3 * d:] * np.tanh(c), c
         inner = h @ self.recurrent + self.recurrent_bias
-        zr = sigmoid(projected[:, :2 * d] + inner[:, :2 * d])
-        z = zr[:, :d]
-        candidate = np.tanh(projected[:, 2 * d:] + zr[:, d:] * inner[:, 2 * d:])
+        zr = sigmoid(projected[..., :2 * d] + inner[..., :2 * d])
+        z = zr[..., :d]
+        candidate = np.tanh(projected[..., 2 * d:] + zr[..., d:] * inner[..., 2 * d:])
         return (z * h + (1.0 - z) * candidate,)
 
 
@@ -150,6 +151,7 @@ class NumpySeq2Seq:
         for _ in range(c.encoder_layers):
             self.encoder.append([take.cell(lstm_encoder, width, c.encoder_units) for _ in range(directions(c.encoder))])
             width = c.encoder_units * directions(c.encoder)
+        self.encoder_stacked = [_stacked(layer) for layer in self.encoder]
         self.memory_dim, units = width, c.decoder_units
         self.target_embedding = take.array(None, c.embedding_dim)
         self.feed_size = units if c.attention != "none" and c.input_feeding else 0
@@ -175,14 +177,10 @@ class NumpySeq2Seq:
         mask = source != 0
         x = self.source_embedding[source]
         states = []
-        for layer in self.encoder:
-            outputs, flat = [], []
-            for d, cell in enumerate(layer):
-                out, final = _run_direction(cell, x @ cell.kernel + cell.bias, mask, backward=d == 1)
-                outputs.append(out)
-                flat.extend(final)
+        for layer, both in zip(self.encoder, self.encoder_stacked, strict=True):
+            outputs, final = _run_layer(layer, both, x, mask)
             x = np.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
-            states.append(flat)
+            states.append([t for direction in final for t in direction])
         return Encoded(memory=x, mask=mask, states=states)
 
     def initial_state(self, encoded: Encoded, rows: np.ndarray | None = None) -> tuple[DecoderState, Memory | None]:
@@ -212,9 +210,9 @@ class NumpySeq2Seq:
         layers = tuple(tuple(made[i, p][rows] for p in state_parts(c.decoder)) for i in range(c.decoder_layers))
         feed = np.zeros((len(rows), self.feed_size), np.float32) if self.feed_size else None
         memory = None
-        if c.attention != "none":
-            kept = encoded.memory[rows]
-            memory = Memory(kept, kept @ self.key_projection,
+        if c.attention != "none":  # keys once per source, then one copy per row
+            keys = _project(encoded.memory, self.key_projection)
+            memory = Memory(encoded.memory[rows], keys[rows],
                             np.where(encoded.mask[rows], 0.0, NEG_INF).astype(np.float32))
         return DecoderState(layers, feed), memory
 
@@ -252,29 +250,48 @@ class NumpySeq2Seq:
         return np.tanh(np.concatenate([context, hidden], axis=-1) @ self.attention_output)
 
 
-def _run_direction(cell: Cell, projected: np.ndarray, mask: np.ndarray, *, backward: bool
-                   ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """One direction of a recurrent layer over ``projected [B, S, G]``: outputs ``[B, S, D]`` (0 at
-    padding) and the final state.
+def _project(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``x [B, S, I] @ kernel [I, O]`` as one 2-D matrix product (NumPy loops over B otherwise)."""
+    return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[1])
 
-    As Keras with a mask: padded steps carry the state through, so the forward direction ends at
-    each row's last real token and the backward one starts there.
+
+def _stacked(cells: list[Cell]) -> Cell:
+    """The cells of one layer's directions as one cell over a leading direction axis (kernels unused)."""
+    bias = None if cells[0].lstm else np.stack([c.recurrent_bias for c in cells])[:, None, :]
+    return Cell(cells[0].lstm, cells[0].kernel, np.stack([c.recurrent for c in cells]), cells[0].bias, bias)
+
+
+def _run_layer(cells: list[Cell], both: Cell, x: np.ndarray, mask: np.ndarray
+               ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, ...]]]:
+    """One (bidirectional) recurrent layer over ``x [B, S, I]``: per direction outputs ``[B, S, D]``
+    (0 at padding) and final state, both directions in one loop.
+
+    As Keras with a mask: the backward direction reads each row's real tokens in reverse (here
+    by reversing them in place, so right padding stays at the end for both directions), and
+    padded steps carry the state through, so every final state is that after a real token.
     """
-    batch, length, _ = projected.shape
-    units = cell.recurrent.shape[0]
-    state = tuple(np.zeros((batch, units), np.float32) for _ in range(2 if cell.lstm else 1))
-    outputs = np.zeros((batch, length, units), np.float32)
+    batch, length, _ = x.shape
+    lengths = mask.sum(axis=1)[:, None]
+    position = np.arange(length)[None, :]
+    rows = np.arange(batch)[:, None]
+    reverse = np.where(position < lengths, lengths - 1 - position, position)  # its own inverse
+    inputs = [x, x[rows, reverse]][: len(cells)]
+    projected = np.stack([_project(xd, cell.kernel) + cell.bias for xd, cell in zip(inputs, cells, strict=True)])
+    units = both.recurrent.shape[-2]
+    state = tuple(np.zeros((len(cells), batch, units), np.float32) for _ in range(2 if both.lstm else 1))
+    outputs = np.zeros((len(cells), batch, length, units), np.float32)
     padded = not mask.all()
-    for t in (range(length - 1, -1, -1) if backward else range(length)):
-        new = cell.step(projected[:, t], state)
+    for t in range(length):
+        new = both.step(projected[:, :, t], state)
         if padded:
-            keep = mask[:, t, None]
+            keep = mask[None, :, t, None]
             new = tuple(np.where(keep, n, s) for n, s in zip(new, state, strict=True))
-            outputs[:, t] = np.where(keep, new[0], 0.0)
+            outputs[:, :, t] = np.where(keep, new[0], 0.0)
         else:
-            outputs[:, t] = new[0]
+            outputs[:, :, t] = new[0]
         state = new
-    return outputs, state
+    found = [outputs[0]] + ([outputs[1][rows, reverse]] if len(cells) == 2 else [])
+    return found, [tuple(s[d] for s in state) for d in range(len(cells))]
 
 
 class _Reader:
