@@ -125,24 +125,40 @@ def _until_end(ids: np.ndarray) -> list[int]:
 
 def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]
                      ) -> np.ndarray:
-    """``[N]`` teacher-forced ``log p(output | source)`` (``</s>`` included); each distinct source encoded once."""
+    """``[N]`` teacher-forced ``log p(output | source)`` (``</s>`` included).
+
+    Outputs are read as a trie per source: each distinct source is encoded once, and each distinct
+    prefix is run through the decoder once however many outputs share it (the candidates of one
+    word mostly differ in a phone or two), so a step decodes one row per distinct prefix.
+    """
     if not sources:
         return np.zeros(0)
     distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(s) for s in sources))}
-    source = _source_batch(list(distinct))
-    state, memory = model.initial_state(model.encode(source), np.array([distinct[tuple(s)] for s in sources]))
-    length = max(len(o) for o in outputs) + 1
-    target = np.full((len(outputs), length), PAD_ID)
-    for i, o in enumerate(outputs):
-        target[i, : len(o)] = o
-        target[i, len(o)] = EOS_ID
+    keys = [(distinct[tuple(s)], tuple(o)) for s, o in zip(sources, outputs, strict=True)]
+    state, memory = model.initial_state(model.encode(_source_batch(list(distinct))))
+    # nodes at depth t: (source, prefix of length t) -> row of the state; depth 0: one per source
+    rows = {(n, ()): n for n in range(len(distinct))}
     total = np.zeros(len(outputs), np.float64)
-    tokens = np.full(len(outputs), BOS_ID)
-    for t in range(length):
+    for depth in range(max(len(o) for o in outputs) + 1):
+        prefixes = list(rows)
+        tokens = np.array([prefix[-1] if prefix else BOS_ID for _, prefix in prefixes])
         logits, state = model.step(tokens, state, memory)
-        picked = np.take_along_axis(log_softmax(logits), target[:, t, None], axis=1)[:, 0]
-        total += np.where(target[:, t] != PAD_ID, picked, 0.0)
-        tokens = target[:, t]
+        logp = log_softmax(logits)
+        children: dict[tuple[int, tuple[int, ...]], int] = {}
+        parents = []
+        for i, (n, output) in enumerate(keys):
+            if len(output) < depth:
+                continue
+            row = rows[n, output[:depth]]
+            total[i] += logp[row, output[depth] if depth < len(output) else EOS_ID]
+            if depth < len(output) and (n, output[: depth + 1]) not in children:
+                children[n, output[: depth + 1]] = len(parents)
+                parents.append(row)
+        if not parents:
+            break
+        order = np.array(parents)
+        rows, state = children, state.take(order)
+        memory = memory.take(order) if memory is not None else None
     return total
 
 

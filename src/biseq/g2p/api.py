@@ -25,7 +25,7 @@ from pathlib import Path
 from biseq import compile_cache
 from biseq.g2p import text as text_module
 from biseq.g2p.dictionary import PronouncingDictionary, strip_stress
-from biseq.g2p.system import System, bundled_path
+from biseq.g2p.system import System, SystemConfig, bundled_path
 
 
 class G2PError(ValueError):
@@ -192,8 +192,9 @@ class G2P:
         for word in unique:
             sources[word], notes[word] = _model_input(network, word)
         decodable = [w for w in unique if sources[w]]
-        found = dict(zip(decodable, self._decode(network, [sources[w] for w in decodable], nbest=nbest,
-                                                 batch_size=batch_size), strict=True))
+        found = dict(zip(decodable, _decode(network, self.joint_model, self.system.config,
+                                            [sources[w] for w in decodable], nbest=nbest, batch_size=batch_size),
+                         strict=True))
         out = []
         for word in words:
             if notes[word]:
@@ -201,31 +202,37 @@ class G2P:
             out.append(_result(word, found.get(word, []), "model", stress, note=notes[word]))
         return out
 
-    def _decode(self, decoder, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
-                ) -> list[list[tuple[str, float]]]:
-        """Per source up to ``nbest`` ``(phones, score)`` from ``decoder``, best first."""
-        if not sources:
-            return []
-        config = self.system.config
-        beam = max(config.beam, nbest)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input()
-            if self.system.joint_path is not None and config.joint_weight > 0:
-                from biseq.joint_sequence import JointModel, joint_nbest
+    @property
+    def joint_model(self):
+        """The system's joint-sequence model (:class:`~biseq.joint_sequence.JointModel`), or ``None``."""
+        if self._joint is None and self.system.joint_path is not None and self.system.config.joint_weight > 0:
+            from biseq.joint_sequence import JointModel
 
-                if self._joint is None:
-                    self._joint = JointModel.find(self.system.joint_path)
-                ranked = joint_nbest(decoder, self._joint, sources, weights=[config.joint_weight],
-                                     beam_size=beam, joint_nbest_size=config.joint_nbest,
-                                     length_penalty=config.length_penalty,
-                                     settle_agreement=nbest == 1)[config.joint_weight]
-                return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
-            ids = decoder.encode_sources(sources)
-            if beam == 1 and hasattr(decoder, "predict_ids") and not getattr(decoder, "rescores", False):
-                return [[(decoder.target_text(decoder.target_vocab.decode(row)), 0.0)]
-                        for row in decoder.predict_ids(ids, batch_size=batch_size)]
-            found = decoder.predict_nbest_ids(ids, beam_size=beam, nbest=nbest, length_penalty=config.length_penalty)
-            return [[(decoder.target_text(decoder.target_vocab.decode(h)), s) for h, s in hyps] for hyps in found]
+            self._joint = JointModel.find(self.system.joint_path)
+        return self._joint
+
+
+def _decode(decoder, joint, config: SystemConfig, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
+            ) -> list[list[tuple[str, float]]]:
+    """Per source up to ``nbest`` ``(phones, score)`` from ``decoder`` (with ``joint``, if any), best first."""
+    if not sources:
+        return []
+    beam = max(config.beam, nbest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown symbols were handled by _model_input()
+        if joint is not None:
+            from biseq.joint_sequence import joint_nbest
+
+            ranked = joint_nbest(decoder, joint, sources, weights=[config.joint_weight], beam_size=beam,
+                                 joint_nbest_size=config.joint_nbest, length_penalty=config.length_penalty,
+                                 settle_agreement=nbest == 1)[config.joint_weight]
+            return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
+        ids = decoder.encode_sources(sources)
+        if beam == 1 and hasattr(decoder, "predict_ids") and not getattr(decoder, "rescores", False):
+            return [[(decoder.target_text(decoder.target_vocab.decode(row)), 0.0)]
+                    for row in decoder.predict_ids(ids, batch_size=batch_size)]
+        found = decoder.predict_nbest_ids(ids, beam_size=beam, nbest=nbest, length_penalty=config.length_penalty)
+        return [[(decoder.target_text(decoder.target_vocab.decode(h)), s) for h, s in hyps] for hyps in found]
 
 
 def _result(word: str, scored: list[tuple[str, float]], source: str, stress: bool, note: str = "") -> WordResult:
