@@ -173,8 +173,8 @@ class JointModel:
         the words (default: one per CPU, at most ``MAX_PROCESSES``, for ``PROCESS_WORDS`` distinct
         words or more, else this process alone): the bindings hold Python's GIL while they decode,
         so threads cannot run them side by side. The worker processes are started once and kept;
-        each loads the model once. Phonetisaurus skips a symbol it never saw in training; a word it cannot decode at all
-        gets an empty list.
+        each loads the model once. Phonetisaurus skips a symbol it never saw in training; a word it
+        cannot decode at all gets an empty list.
         """
         if nbest < 1:
             raise ValueError(f"nbest must be at least 1. Received: {nbest}")
