@@ -81,8 +81,30 @@ def test_refuses_what_it_does_not_compute(tmp_path):
         NumpyTransducer.load(tmp_path / "twin")
     plain = small_model()
     plain.save(tmp_path / "keras")  # model.keras: the Keras path reads it
-    with pytest.raises(UnsupportedModel, match="no weights.npz"):
+    with pytest.raises(UnsupportedModel, match="no weights.npz, and its model.keras has no cached copy yet"):
         NumpyTransducer.load(tmp_path / "keras")
+
+
+def test_a_model_keras_directory_gets_a_numpy_copy_after_its_first_compiled_load(tmp_path):
+    from biseq.g2p.api import G2P
+    from biseq.g2p.system import System
+
+    keras.utils.set_random_seed(2)
+    trained = small_model(**CONFIGS[0])
+    trained.save(tmp_path / "run")  # what 'biseq train' writes: model.keras
+    first = G2P(System.open(tmp_path / "run"))
+    assert first.numpy_decoder is None
+    words = ["abc", "cab", "bca", "aabbcc"]
+    compiled = first.predict(words, nbest=2)  # loads the compiled path, which caches the weights
+    again = G2P(System.open(tmp_path / "run"))
+    assert again.numpy_decoder is not None
+    fast = again.predict(words, nbest=2)
+    assert [[p.phones for p in r.pronunciations] for r in fast] == [[p.phones for p in r.pronunciations]
+                                                                   for r in compiled]
+    np.testing.assert_allclose([p.prob for r in fast for p in r.pronunciations],
+                               [p.prob for r in compiled for p in r.pronunciations], atol=1e-4)
+    (tmp_path / "run" / "model.keras").touch()  # a replaced model.keras: the copy is stale, not used
+    assert G2P(System.open(tmp_path / "run")).numpy_decoder is None
 
 
 def test_damaged_or_mismatched_weights_are_named(tmp_path):

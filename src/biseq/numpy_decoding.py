@@ -9,6 +9,9 @@ directory without importing Keras or JAX.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from biseq.batching import default_max_length, width_chunks
+from biseq.compile_cache import cache_dir
 from biseq.config import Config
-from biseq.model_files import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, ModelDirError, read_config, read_vocabularies
+from biseq.model_files import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    ModelDirError,
+    read_config,
+    read_vocabularies,
+)
 from biseq.numpy_model import NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
 from biseq.text_codec import TextCodec, vocabulary_case
 from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary
@@ -179,24 +191,25 @@ class NumpyTransducer(TextCodec):
 
     @classmethod
     def load(cls, directory: str | Path) -> NumpyTransducer:
-        """Read ``config.json``, ``vocab.json`` and ``weights.npz``.
+        """Read ``config.json``, ``vocab.json`` and the weights (:func:`weights_file`).
 
         Raises:
-            UnsupportedModel: no ``weights.npz`` (a ``model.keras`` directory), or a model this path does not run.
+            UnsupportedModel: a ``model.keras`` directory not yet cached, or a model this path does not run.
             ModelDirError: a missing or damaged file, named.
         """
         directory = Path(directory)
         missing = [n for n in (CONFIG_FILE, VOCAB_FILE) if not (directory / n).is_file()]
         if missing:
             raise ModelDirError(f"{directory} is not a biseq model directory: missing {', '.join(missing)}")
-        if not (directory / WEIGHTS_FILE).is_file():
-            raise UnsupportedModel(f"{directory}: no {WEIGHTS_FILE} (the NumPy path reads the compact form)")
+        path = weights_file(directory)
+        if path is None:
+            raise UnsupportedModel(f"{directory}: no {WEIGHTS_FILE}, and its {MODEL_FILE} has no cached copy yet "
+                                   "(written when the compiled path first loads it)")
         config = read_config(directory)
         reason = unsupported_reason(config.model)
         if reason:
             raise UnsupportedModel(f"{directory}: {reason}")
         source_vocab, target_vocab = read_vocabularies(directory / VOCAB_FILE)
-        path = directory / WEIGHTS_FILE
         try:
             with open(path, "rb") as file, np.load(file, allow_pickle=False) as found:
                 arrays = [found[f"w{i:03d}"] for i in range(len(found.files))]
@@ -250,3 +263,46 @@ class NumpyTransducer(TextCodec):
             for i, found in zip(chunk, run([sources[i] for i in chunk], steps), strict=True):
                 out[i] = found
         return out
+
+
+def _cached_copy(directory: Path) -> Path | None:
+    """Where the NumPy copy of ``directory``'s ``model.keras`` is cached (named by its path, size and
+    modification time, so a replaced file gets a new copy); ``None`` without a ``model.keras``."""
+    keras_file = directory / MODEL_FILE
+    try:
+        stat = keras_file.stat()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{keras_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    return cache_dir() / "weights" / f"{key}.npz"
+
+
+def weights_file(directory: Path) -> Path | None:
+    """The weights the NumPy path reads for a model directory: its ``weights.npz``, else the cached
+    copy of its ``model.keras`` (:func:`cache_weights`), else ``None``."""
+    if (directory / WEIGHTS_FILE).is_file():
+        return directory / WEIGHTS_FILE
+    copy = _cached_copy(directory)
+    return copy if copy is not None and copy.is_file() else None
+
+
+def cache_weights(directory: Path, arrays: Sequence[np.ndarray]) -> None:
+    """Cache ``arrays`` (the model's weights, in order) for ``directory``'s ``model.keras``, written
+    atomically; a cache that cannot be written is passed over (the compiled path still works)."""
+    copy = _cached_copy(directory)
+    if copy is None or copy.is_file():
+        return
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=copy.parent, prefix=".weights.", suffix=".npz")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **{f"w{i:03d}": np.asarray(a) for i, a in enumerate(arrays)})
+        os.replace(tmp, copy)
+    except OSError:
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -56,7 +56,7 @@ class WordResult:
         return self.pronunciations[0].phones if self.pronunciations else ""
 
 
-NUMPY_WORDS = 128  # up to this many unknown words a call: the NumPy path (benchmarks/g2p_speed_2026-12-05d.json)
+NUMPY_WORDS = 256  # up to this many unknown words a call: the NumPy path (benchmarks/g2p_speed_2026-12-05e.json)
 
 
 def load(path: str | Path | None = None, *, numpy_words: int = NUMPY_WORDS) -> G2P:
@@ -105,6 +105,9 @@ class G2P:
             members = [Transducer.load(p) for p in self.system.model_paths]
             if len(members) == 1:
                 self._decoder = members[0]
+                from biseq.numpy_decoding import cache_weights
+
+                cache_weights(self.system.model_paths[0], [w.numpy() for w in members[0].model.weights])
             else:
                 from biseq.ensemble import Ensemble
 
@@ -114,7 +117,8 @@ class G2P:
     @property
     def numpy_decoder(self):
         """The NumPy path for the system's model (:class:`~biseq.numpy_decoding.NumpyTransducer`), or
-        ``None``: an ensemble, a ``model.keras`` directory, or a model it does not compute."""
+        ``None``: an ensemble, a model it does not compute, or a ``model.keras`` directory never yet
+        loaded by the compiled path (which caches its weights for the NumPy path)."""
         if self._numpy_decoder is None:
             from biseq.numpy_decoding import NumpyTransducer
             from biseq.numpy_model import UnsupportedModel
