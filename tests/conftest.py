@@ -12,6 +12,10 @@ import tempfile
 if "BISEQ_COMPILE_CACHE" not in os.environ:
     os.environ["BISEQ_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="biseq-test-jax-")
     atexit.register(shutil.rmtree, os.environ["BISEQ_COMPILE_CACHE"], ignore_errors=True)
+# and its other derived files (parsed dictionary, decompressed joint model, NumPy copies of weights)
+if "BISEQ_CACHE" not in os.environ:
+    os.environ["BISEQ_CACHE"] = tempfile.mkdtemp(prefix="biseq-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["BISEQ_CACHE"], ignore_errors=True)
 
 import numpy as np
 import pytest

@@ -105,6 +105,17 @@ def test_a_model_keras_directory_gets_a_numpy_copy_after_its_first_compiled_load
                                [p.prob for r in compiled for p in r.pronunciations], atol=1e-4)
     (tmp_path / "run" / "model.keras").touch()  # a replaced model.keras: the copy is stale, not used
     assert G2P(System.open(tmp_path / "run")).numpy_decoder is None
+    # the CLI on a plain model directory: the first run compiles (and caches), the next runs in NumPy
+    code = ("import sys; from biseq.cli import main; rc = main(['predict', '--model', sys.argv[1], *sys.argv[2:]]); "
+            "print('heavy:', sorted(m for m in ('keras', 'jax') if m in sys.modules)); sys.exit(rc)")
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / "run"), *args], capture_output=True,
+                           text=True, timeout=300) for args in (words, words, ["--beam", "3", "--nbest", "2", *words],
+                                                                ["--beam", "3", "--nbest", "2", *words])]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert runs[0].stdout.splitlines()[-1] == "heavy: ['jax', 'keras']"
+    assert runs[1].stdout.splitlines()[-1] == runs[3].stdout.splitlines()[-1] == "heavy: []"
+    assert runs[0].stdout.splitlines()[:-1] == runs[1].stdout.splitlines()[:-1]
+    assert len(runs[3].stdout.splitlines()) == 2 * len(words) + 1
 
 
 def test_damaged_or_mismatched_weights_are_named(tmp_path):

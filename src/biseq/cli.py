@@ -395,6 +395,24 @@ def _system(args: argparse.Namespace):
     return None
 
 
+def _numpy_for_predict(args: argparse.Namespace, system):
+    """One plain model directory decoded in NumPy (no JAX, nothing to compile), or ``None``: a system,
+    several models, or a model the NumPy path does not run (see :mod:`biseq.numpy_decoding`)."""
+    models = [args.model] if isinstance(args.model, str) else list(args.model or [])
+    if system is not None or len(models) != 1:
+        return None
+    from biseq.numpy_decoding import NumpyTransducer
+    from biseq.numpy_model import UnsupportedModel
+
+    try:
+        found = NumpyTransducer.load(models[0])
+    except UnsupportedModel:
+        return None
+    if args.beam is None:
+        args.beam = 1
+    return found
+
+
 def _load_for_decoding(args: argparse.Namespace):
     """One model (a Transducer) or an Ensemble; a system directory also sets the joint-model arguments."""
     from biseq.ensemble import Ensemble
@@ -418,6 +436,11 @@ def _load_for_decoding(args: argparse.Namespace):
     for t in transducers:
         t.iterations, t.length_candidates = args.iterations, args.length_candidates
     if len(transducers) == 1:
+        from pathlib import Path
+
+        from biseq.numpy_decoding import cache_weights
+
+        cache_weights(Path(paths[0]), [w.numpy() for w in transducers[0].model.weights])  # for _numpy_for_predict
         return transducers[0]
     if any(t.model.objective in ("masked", "ctc", "seed") for t in transducers):
         raise UsageError("an ensemble decodes left to right: every --model must be autoregressive or twin")
@@ -457,7 +480,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.beam = args.nbest  # an n-best list of K needs a beam at least K wide
     if args.nbest > max(args.beam or 1, 1) and args.joint_weight is None and system is None:
         raise UsageError(f"--nbest {args.nbest} needs --beam of at least {args.nbest}")
-    transducer = _load_for_decoding(args)
+    transducer = _numpy_for_predict(args, system) or _load_for_decoding(args)
     if system is not None:
         inputs = _input_words(inputs)
     with _warnings_to_stderr():

@@ -26,7 +26,11 @@ def vocabulary_case(vocab: Vocabulary) -> str:
 
 
 class TextCodec:
-    """Source text -> token sequences -> ids, and output tokens -> text."""
+    """Source text -> token sequences -> ids, and output tokens -> text; text in, text out.
+
+    The text-level searches call ``predict_ids`` / ``predict_nbest_ids`` and read ``rescores``,
+    which the class that uses this one provides.
+    """
 
     config: Config
     source_vocab: Vocabulary
@@ -63,3 +67,27 @@ class TextCodec:
     def target_text(self, tokens: Sequence[str]) -> str:
         """Output tokens to a string (characters joined, or tokens with spaces)."""
         return ("" if self.config.data.splits[1] == "char" else " ").join(tokens)
+
+    def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
+        """Token sequences in, best output token sequences out."""
+        if not sources:
+            return []
+        ids = self.predict_ids(self.encode_sources(sources), batch_size=batch_size)
+        return [self.target_vocab.decode(row) for row in ids]
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
+                length_penalty: float = 1.0) -> list[str]:
+        """Strings in (e.g. words), strings out (e.g. space-separated phones); greedy or beam search."""
+        if beam_size > 1 or self.rescores:
+            return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
+                                                                     length_penalty=length_penalty)]
+        tokens = self.predict_tokens([self.tokenize_source(t) for t in texts], batch_size=batch_size)
+        return [self.target_text(t) for t in tokens]
+
+    def predict_nbest(self, texts: Sequence[str], *, beam_size: int, nbest: int = 1,
+                      length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
+        """Beam search: per input the ``nbest`` best ``(output string, score)``, best first."""
+        sources = [self.tokenize_source(t) for t in texts]
+        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
+                                       length_penalty=length_penalty)
+        return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps] for hyps in found]

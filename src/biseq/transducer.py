@@ -8,7 +8,6 @@ names are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from biseq.config import Config
@@ -55,31 +54,6 @@ class Transducer(TextCodec, ModelDecoding):
                          model=model or Seq2Seq(config=config.model, source_vocab_size=len(source_vocab),
                                                 target_vocab_size=len(target_vocab), name="seq2seq"))
         self._source_case = vocabulary_case(source_vocab)
-
-    # --- text in, text out ------------------------------------------------------------
-    def predict_tokens(self, sources: Sequence[Sequence[str]], *, batch_size: int = 256) -> list[list[str]]:
-        """Token sequences in, best output token sequences out."""
-        if not sources:
-            return []
-        ids = self.predict_ids(self.encode_sources(sources), batch_size=batch_size)
-        return [self.target_vocab.decode(row) for row in ids]
-
-    def predict(self, texts: Sequence[str], *, batch_size: int = 256, beam_size: int = 1,
-                length_penalty: float = 1.0) -> list[str]:
-        """Strings in (e.g. words), strings out (e.g. space-separated phones); greedy or beam search."""
-        if beam_size > 1 or self.rescores:
-            return [n[0][0] if n else "" for n in self.predict_nbest(texts, beam_size=beam_size,
-                                                                     length_penalty=length_penalty)]
-        tokens = self.predict_tokens([self.tokenize_source(t) for t in texts], batch_size=batch_size)
-        return [self.target_text(t) for t in tokens]
-
-    def predict_nbest(self, texts: Sequence[str], *, beam_size: int, nbest: int = 1,
-                      length_penalty: float = 1.0) -> list[list[tuple[str, float]]]:
-        """Beam search: per input the ``nbest`` best ``(output string, score)``, best first."""
-        sources = [self.tokenize_source(t) for t in texts]
-        found = self.predict_nbest_ids(self.encode_sources(sources), beam_size=beam_size, nbest=nbest,
-                                       length_penalty=length_penalty)
-        return [[(self.target_text(self.target_vocab.decode(ids)), score) for ids, score in hyps] for hyps in found]
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, directory: str | Path, *, weights_dtype: str = "") -> None:
