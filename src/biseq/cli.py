@@ -401,12 +401,13 @@ def _numpy_for_predict(args: argparse.Namespace, system):
     models = [args.model] if isinstance(args.model, str) else list(args.model or [])
     if system is not None or len(models) != 1:
         return None
+    from biseq.model_files import ModelDirError
     from biseq.numpy_decoding import NumpyTransducer
     from biseq.numpy_model import UnsupportedModel
 
     try:
         found = NumpyTransducer.load(models[0])
-    except UnsupportedModel:
+    except (UnsupportedModel, ModelDirError):  # the compiled path's loading says what is wrong, in full
         return None
     if args.beam is None:
         args.beam = 1
