@@ -30,7 +30,7 @@ from biseq.model_files import (
     read_config,
     read_vocabularies,
 )
-from biseq.numpy_model import NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
+from biseq.numpy_model import Encoded, NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
 from biseq.text_codec import TextCodec, vocabulary_case
 from biseq.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
@@ -44,6 +44,39 @@ def _never(vocab_size: int) -> np.ndarray:
     return bias
 
 
+class EncoderCache:
+    """The encoder's outputs per source, kept between the searches of one call and its scoring (a
+    joint combination scores the candidates of the sources the beam has just read), at most
+    ``size`` sources (the oldest dropped)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.entries: dict[tuple[int, ...], tuple[np.ndarray, list[list[np.ndarray]]]] = {}
+
+    def encode(self, model: NumpySeq2Seq, sources: Sequence[Sequence[int]]) -> Encoded:
+        """:meth:`NumpySeq2Seq.encode` of ``sources`` padded with 0 to the longest, from the cache when
+        every one of them is there."""
+        keys = [tuple(s) for s in sources]
+        if not all(k in self.entries for k in keys):
+            encoded = model.encode(_source_batch(sources))
+            for b, key in enumerate(keys):
+                self.entries.pop(key, None)
+                self.entries[key] = (encoded.memory[b, : len(key)],
+                                     [[part[b] for part in layer] for layer in encoded.states])
+            while len(self.entries) > self.size:
+                del self.entries[next(iter(self.entries))]
+            return encoded
+        found = [self.entries[k] for k in keys]
+        length = max(len(k) for k in keys)
+        memory = np.zeros((len(keys), length, found[0][0].shape[-1]), np.float32)
+        mask = np.zeros((len(keys), length), bool)
+        for b, (rows, _) in enumerate(found):
+            memory[b, : len(rows)], mask[b, : len(rows)] = rows, True
+        states = [[np.stack([f[1][layer][part] for f in found]) for part in range(len(found[0][1][layer]))]
+                  for layer in range(len(found[0][1]))]
+        return Encoded(memory=memory, mask=mask, states=states)
+
+
 def _source_batch(sources: Sequence[Sequence[int]]) -> np.ndarray:
     """``[B, S]`` ids padded with 0 to the longest."""
     batch = np.zeros((len(sources), max(len(s) for s in sources)), np.int64)
@@ -52,10 +85,14 @@ def _source_batch(sources: Sequence[Sequence[int]]) -> np.ndarray:
     return batch
 
 
-def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, steps: int) -> list[list[int]]:
+def _encode(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], cache: EncoderCache | None) -> Encoded:
+    return cache.encode(model, sources) if cache is not None else model.encode(_source_batch(sources))
+
+
+def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, steps: int,
+               cache: EncoderCache | None = None) -> list[list[int]]:
     """Per source the greedy output ids (without ``</s>``), at most ``steps`` of them."""
-    source = _source_batch(sources)
-    state, memory = model.initial_state(model.encode(source))
+    state, memory = model.initial_state(_encode(model, sources, cache))
     rows = np.arange(len(sources))  # the sources still decoding
     tokens = np.full(len(sources), BOS_ID)
     out: list[list[int]] = [[] for _ in sources]
@@ -76,12 +113,12 @@ def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, steps: 
 
 
 def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int, length: int,
-             length_penalty: float = 1.0) -> list[list[tuple[list[int], float, float]]]:
+             length_penalty: float = 1.0, cache: EncoderCache | None = None
+             ) -> list[list[tuple[list[int], float, float]]]:
     """Beam search as :func:`biseq.search.beam_search` over at most ``length`` steps: per source the
     ``beam_size`` best ``(ids, score, log p)``, best first."""
     b, k, v = len(sources), beam_size, model.vocab_size
-    source = _source_batch(sources)
-    state, memory = model.initial_state(model.encode(source), np.repeat(np.arange(b), k))
+    state, memory = model.initial_state(_encode(model, sources, cache), np.repeat(np.arange(b), k))
     offsets = (np.arange(b) * k)[:, None]
     rows = np.arange(b)[:, None]  # with a [B, n] index array: the n chosen entries of each row
     alive_seq = np.zeros((b, k, length), np.int64)
@@ -135,8 +172,8 @@ def _until_end(ids: np.ndarray) -> list[int]:
     return out
 
 
-def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]
-                     ) -> np.ndarray:
+def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]],
+                     cache: EncoderCache | None = None) -> np.ndarray:
     """``[N]`` teacher-forced ``log p(output | source)`` (``</s>`` included).
 
     Outputs are read as a trie per source: each distinct source is encoded once, and each distinct
@@ -147,7 +184,7 @@ def output_log_probs(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], outp
         return np.zeros(0)
     distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(s) for s in sources))}
     keys = [(distinct[tuple(s)], tuple(o)) for s, o in zip(sources, outputs, strict=True)]
-    state, memory = model.initial_state(model.encode(_source_batch(list(distinct))))
+    state, memory = model.initial_state(_encode(model, list(distinct), cache))
     # nodes at depth t: (source, prefix of length t) -> row of the state; depth 0: one per source
     rows = {(n, ()): n for n in range(len(distinct))}
     total = np.zeros(len(outputs), np.float64)
@@ -188,6 +225,7 @@ class NumpyTransducer(TextCodec):
                  model: NumpySeq2Seq) -> None:
         self.config, self.source_vocab, self.target_vocab, self.model = config, source_vocab, target_vocab, model
         self._source_case = vocabulary_case(source_vocab)
+        self.encoder_cache = EncoderCache()
 
     @classmethod
     def load(cls, directory: str | Path) -> NumpyTransducer:
@@ -228,7 +266,8 @@ class NumpyTransducer(TextCodec):
 
     def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
         """Greedy output ids per source (length-sorted batches of ``batch_size``)."""
-        return self._in_batches(sources, batch_size, lambda part, steps: greedy_ids(self.model, part, steps=steps))
+        return self._in_batches(sources, batch_size, lambda part, steps: greedy_ids(
+            self.model, part, steps=steps, cache=self.encoder_cache))
 
     def beam_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                        length_penalty: float = 1.0, batch_size: int = 64) -> list[list[tuple[list[int], float, float]]]:
@@ -237,7 +276,7 @@ class NumpyTransducer(TextCodec):
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
         return self._in_batches(sources, batch_size, lambda part, steps: [
             hyps[:nbest] for hyps in beam_ids(self.model, part, beam_size=beam_size, length=steps,
-                                              length_penalty=length_penalty)])
+                                              length_penalty=length_penalty, cache=self.encoder_cache)])
 
     def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                           length_penalty: float = 1.0) -> list[list[tuple[list[int], float]]]:
@@ -251,7 +290,8 @@ class NumpyTransducer(TextCodec):
         result = np.zeros(len(sources))
         for start in range(0, len(order), 256):
             part = order[start: start + 256]
-            result[part] = output_log_probs(self.model, [sources[i] for i in part], [outputs[i] for i in part])
+            result[part] = output_log_probs(self.model, [sources[i] for i in part], [outputs[i] for i in part],
+                                            cache=self.encoder_cache)
         return result
 
     def _in_batches(self, sources: Sequence[Sequence[int]], batch_size: int, run) -> list:
