@@ -45,9 +45,9 @@ def _never(vocab_size: int) -> np.ndarray:
 
 
 class EncoderCache:
-    """The encoder's outputs per source, kept between the searches of one call and its scoring (a
-    joint combination scores the candidates of the sources the beam has just read), at most
-    ``size`` sources (the oldest dropped)."""
+    """The encoder's outputs per source, kept from a search to the scoring that follows it (a joint
+    combination scores the candidates of the sources the beam has just read); every search starts
+    it afresh, so nothing is kept from one call to the next; at most ``size`` sources."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
@@ -266,6 +266,7 @@ class NumpyTransducer(TextCodec):
 
     def predict_ids(self, sources: Sequence[Sequence[int]], *, batch_size: int = 256) -> list[list[int]]:
         """Greedy output ids per source (length-sorted batches of ``batch_size``)."""
+        self.encoder_cache.entries.clear()
         return self._in_batches(sources, batch_size, lambda part, steps: greedy_ids(
             self.model, part, steps=steps, cache=self.encoder_cache))
 
@@ -274,6 +275,7 @@ class NumpyTransducer(TextCodec):
         """Per source the ``nbest`` best ``(ids, score, log p)`` of one beam search, best first."""
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
+        self.encoder_cache.entries.clear()
         return self._in_batches(sources, batch_size, lambda part, steps: [
             hyps[:nbest] for hyps in beam_ids(self.model, part, beam_size=beam_size, length=steps,
                                               length_penalty=length_penalty, cache=self.encoder_cache)])
