@@ -155,6 +155,18 @@ def test_few_model_words_decode_in_numpy_as_the_compiled_path_does(toy_system):
     assert result.stdout.splitlines()[-1] == "heavy: []"
 
 
+def test_threads_sharing_one_g2p_get_the_answers_of_one_thread(toy_system):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, _, out = toy_system
+    g2p = load(out)
+    batches = [toy_words(12, seed=s) for s in range(8)]
+    alone = [[r.phones for r in g2p.predict(b, nbest=2)] for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda b: [r.phones for r in g2p.predict(b, nbest=2)], batches * 3))
+    assert together == alone * 3
+
+
 def test_text_is_split_and_odd_characters_are_reported(toy_system):
     _, _, out = toy_system
     g2p = load(out)

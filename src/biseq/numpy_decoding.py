@@ -57,16 +57,19 @@ class EncoderCache:
         """:meth:`NumpySeq2Seq.encode` of ``sources`` padded with 0 to the longest, from the cache when
         every one of them is there."""
         keys = [tuple(s) for s in sources]
-        if not all(k in self.entries for k in keys):
+        found = [self.entries.get(k) for k in keys]  # .get: another thread's search may clear it meanwhile
+        if any(f is None for f in found):
             encoded = model.encode(_source_batch(sources))
             for b, key in enumerate(keys):
                 self.entries.pop(key, None)
                 self.entries[key] = (encoded.memory[b, : len(key)],
                                      [[part[b] for part in layer] for layer in encoded.states])
             while len(self.entries) > self.size:
-                del self.entries[next(iter(self.entries))]
+                try:
+                    self.entries.pop(next(iter(self.entries)))
+                except (StopIteration, KeyError, RuntimeError):  # emptied or changed by another thread
+                    break
             return encoded
-        found = [self.entries[k] for k in keys]
         length = max(len(k) for k in keys)
         memory = np.zeros((len(keys), length, found[0][0].shape[-1]), np.float32)
         mask = np.zeros((len(keys), length), bool)
