@@ -60,7 +60,7 @@ class Cell:
     """One Keras ``LSTMCell``/``GRUCell``'s weights.
 
     ``bias`` is the input bias ``[G]``; ``recurrent_bias`` the GRU's second bias row
-    (``reset_after``), ``None`` for an LSTM. :func:`stacked` makes one cell of several (the two
+    (``reset_after``), ``None`` for an LSTM. ``_stacked`` makes one cell of several (the two
     directions of a layer): ``recurrent [K, D, G]``, states ``[K, B, D]``, one step for all.
     """
 
