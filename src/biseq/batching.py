@@ -55,6 +55,13 @@ def width_chunks(sources: Sequence[Sequence[int]], batch_size: int) -> list[tupl
     return chunks
 
 
+def length_sorted_chunks(sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]],
+                          batch_size: int) -> list[list[int]]:
+    """Indices sorted by (source, output) length, cut into chunks of ``batch_size``: little padding per batch."""
+    order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def decode_rows(count: int, batch_size: int) -> int:
     """Rows of a decoding batch holding ``count`` sequences: a ``DECODE_ROWS`` size, at most ``batch_size``."""
     i = bisect.bisect_left(DECODE_ROWS, count)

@@ -74,18 +74,10 @@ class Bridge(keras.layers.Layer):
                                  for _ in range(s["decoder_layers"])]
         for r in self.routes:
             tensors = [per_layer[layer][d][part] for layer, d, part in r.sources]
-            if r.op == "zero":
-                value = ops.zeros((batch, r.size), dtype=self.compute_dtype)
-            elif r.op == "copy":
-                value = tensors[0]
-            elif r.op == "sum":
-                value = tensors[0] + tensors[1]
-            elif r.op == "concat":
-                value = ops.concatenate(tensors, axis=-1)
-            else:
-                x = tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=-1)
-                value = self.projections[f"l{r.layer}_d{r.direction}_{r.part}"](x)
-            out[r.layer][r.direction][r.part] = value
+            out[r.layer][r.direction][r.part] = r.apply(
+                tensors, zeros=lambda size: ops.zeros((batch, size), dtype=self.compute_dtype),
+                concatenate=lambda ts: ops.concatenate(ts, axis=-1),
+                dense=lambda route, x: self.projections[f"l{route.layer}_d{route.direction}_{route.part}"](x))
         return [join_states(s["decoder_kind"], layer) for layer in out]
 
     def get_config(self) -> dict:

@@ -437,11 +437,6 @@ def _load_for_decoding(args: argparse.Namespace):
     for t in transducers:
         t.iterations, t.length_candidates = args.iterations, args.length_candidates
     if len(transducers) == 1:
-        from pathlib import Path
-
-        from biseq.numpy_decoding import cache_weights
-
-        cache_weights(Path(paths[0]), [w.numpy() for w in transducers[0].model.weights])  # for _numpy_for_predict
         return transducers[0]
     if any(t.model.objective in ("masked", "ctc", "seed") for t in transducers):
         raise UsageError("an ensemble decodes left to right: every --model must be autoregressive or twin")

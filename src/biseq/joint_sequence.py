@@ -254,7 +254,9 @@ class _WorkerPool:
 
     def _ended(self) -> JointSequenceError:
         """The error for a worker that has ended; the pool is dropped (the next call starts new workers)."""
-        _worker_pool.cache_clear()
+        for key, pool in list(_POOLS.items()):
+            if pool is self:
+                del _POOLS[key]
         self.close()
         said = []
         for errors in self.errors:
@@ -279,12 +281,16 @@ class _WorkerPool:
                 worker.wait()
 
 
-@functools.cache
-def _worker_pool(path: str, jobs: int) -> _WorkerPool:
-    import atexit
+_POOLS: dict[tuple[str, int], _WorkerPool] = {}  # started once per (model, processes), closed at exit
 
-    pool = _WorkerPool(path, jobs)
-    atexit.register(pool.close)
+
+def _worker_pool(path: str, jobs: int) -> _WorkerPool:
+    pool = _POOLS.get((path, jobs))
+    if pool is None:
+        import atexit
+
+        pool = _POOLS[path, jobs] = _WorkerPool(path, jobs)
+        atexit.register(pool.close)
     return pool
 
 

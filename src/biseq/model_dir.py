@@ -29,6 +29,7 @@ from biseq.model_files import (  # noqa: F401 - re-exported: they lived here
     WEIGHTS_FILE,
     ModelDirError,
     atomic_write_text,
+    cache_weights,
     read_config,
     read_vocabularies,
     vocab_json,
@@ -135,6 +136,7 @@ def read_model_dir(directory: Path) -> ModelDirContents:
         return ModelDirContents(config, source_vocab, target_vocab, None)
     model = load_keras_file(directory / MODEL_FILE)
     _check_sizes(model, source_vocab, target_vocab, directory)
+    cache_weights(directory, lambda: [w.numpy() for w in model.weights])  # the NumPy path reads this copy
     return ModelDirContents(config, source_vocab, target_vocab, model)
 
 

@@ -9,17 +9,13 @@ directory without importing Keras or JAX.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from biseq.batching import default_max_length, width_chunks
-from biseq.compile_cache import cache_dir
+from biseq.batching import default_max_length, length_sorted_chunks, width_chunks
 from biseq.config import Config
 from biseq.model_files import (
     CONFIG_FILE,
@@ -29,6 +25,7 @@ from biseq.model_files import (
     ModelDirError,
     read_config,
     read_vocabularies,
+    weights_file,
 )
 from biseq.numpy_model import Encoded, NumpySeq2Seq, UnsupportedModel, log_softmax, unsupported_reason
 from biseq.text_codec import TextCodec, vocabulary_case
@@ -291,10 +288,8 @@ class NumpyTransducer(TextCodec):
 
     def output_log_probs(self, sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]) -> np.ndarray:
         """``[N]`` teacher-forced ``log p(output | source)``."""
-        order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
         result = np.zeros(len(sources))
-        for start in range(0, len(order), 256):
-            part = order[start: start + 256]
+        for part in length_sorted_chunks(sources, outputs, 256):
             result[part] = output_log_probs(self.model, [sources[i] for i in part], [outputs[i] for i in part],
                                             cache=self.encoder_cache)
         return result
@@ -308,46 +303,3 @@ class NumpyTransducer(TextCodec):
             for i, found in zip(chunk, run([sources[i] for i in chunk], steps), strict=True):
                 out[i] = found
         return out
-
-
-def _cached_copy(directory: Path) -> Path | None:
-    """Where the NumPy copy of ``directory``'s ``model.keras`` is cached (named by its path, size and
-    modification time, so a replaced file gets a new copy); ``None`` without a ``model.keras``."""
-    keras_file = directory / MODEL_FILE
-    try:
-        stat = keras_file.stat()
-    except OSError:
-        return None
-    key = hashlib.sha256(f"{keras_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    return cache_dir() / "weights" / f"{key}.npz"
-
-
-def weights_file(directory: Path) -> Path | None:
-    """The weights the NumPy path reads for a model directory: its ``weights.npz``, else the cached
-    copy of its ``model.keras`` (:func:`cache_weights`), else ``None``."""
-    if (directory / WEIGHTS_FILE).is_file():
-        return directory / WEIGHTS_FILE
-    copy = _cached_copy(directory)
-    return copy if copy is not None and copy.is_file() else None
-
-
-def cache_weights(directory: Path, arrays: Sequence[np.ndarray]) -> None:
-    """Cache ``arrays`` (the model's weights, in order) for ``directory``'s ``model.keras``, written
-    atomically; a cache that cannot be written is passed over (the compiled path still works)."""
-    copy = _cached_copy(directory)
-    if copy is None or copy.is_file():
-        return
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=copy.parent, prefix=".weights.", suffix=".npz")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **{f"w{i:03d}": np.asarray(a) for i, a in enumerate(arrays)})
-        os.replace(tmp, copy)
-    except OSError:
-        pass
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

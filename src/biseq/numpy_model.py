@@ -193,18 +193,10 @@ class NumpySeq2Seq:
         made: dict[tuple[int, str], np.ndarray] = {}
         for r in self.routes:
             tensors = [per_layer[layer][d][part] for layer, d, part in r.sources]
-            if r.op == "zero":
-                value = np.zeros((batch, r.size), np.float32)
-            elif r.op == "copy":
-                value = tensors[0]
-            elif r.op == "sum":
-                value = tensors[0] + tensors[1]
-            elif r.op == "concat":
-                value = np.concatenate(tensors, axis=-1)
-            else:
-                kernel, bias = self.bridge[r]
-                value = np.tanh(np.concatenate(tensors, axis=-1) @ kernel + bias)
-            made[r.layer, r.part] = value
+            made[r.layer, r.part] = r.apply(
+                tensors, zeros=lambda size: np.zeros((batch, size), np.float32),
+                concatenate=lambda ts: np.concatenate(ts, axis=-1),
+                dense=lambda route, x: np.tanh(x @ self.bridge[route][0] + self.bridge[route][1]))
         if rows is None:
             rows = np.arange(batch)
         layers = tuple(tuple(made[i, p][rows] for p in state_parts(c.decoder)) for i in range(c.decoder_layers))

@@ -1,4 +1,5 @@
-"""State routing (pure planning, no tensors): how the encoder's final states become the decoder's initial states.
+"""State routing (planning; :meth:`Route.apply` runs a route on any array library): how the encoder's final
+states become the decoder's initial states.
 
 Keras orders recurrent states as ``[h, c]`` (LSTM), ``[h]`` (GRU), and for a
 ``Bidirectional`` wrapper ``forward states + backward states``: a bidirectional
@@ -26,6 +27,7 @@ decoder after an LSTM encoder reads ``h`` only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 DIRECTIONS = ("forward", "backward")
 
@@ -80,6 +82,23 @@ class Route:
         else:
             how = " + ".join(srcs)
         return f"{target} <- {how}"
+
+    def apply(self, tensors: list, *, zeros: Callable, concatenate: Callable, dense: Callable):
+        """This state's value from its ``sources``' tensors, in any array library.
+
+        Args:
+            tensors: the source states, each ``[B, encoder_units]``, in ``sources`` order.
+            zeros: ``size -> [B, size]`` zeros; ``concatenate``: a list -> joined on the last axis;
+            dense: ``(route, x) -> tanh(W x + b)`` with the route's learned projection.
+        """
+        if self.op == "zero":
+            return zeros(self.size)
+        if self.op == "copy":
+            return tensors[0]
+        if self.op == "sum":
+            return tensors[0] + tensors[1]
+        joined = tensors[0] if len(tensors) == 1 else concatenate(tensors)
+        return joined if self.op == "concat" else dense(self, joined)
 
 
 def default_bridge(*, encoder_kind: str, decoder_kind: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from biseq.batching import decode_rows, decode_width, pad_ids, reverse_targets, target_batch
+from biseq.batching import decode_rows, decode_width, length_sorted_chunks, pad_ids, reverse_targets, target_batch
 from biseq.model import Seq2Seq
 from biseq.search import CTCScorer, OutputScorer, TwinScorer
 
@@ -38,7 +38,7 @@ class ModelScoring:
         if self._output_scorer is None:
             self._output_scorer = OutputScorer(self.model)
         result: list[np.ndarray] = [np.zeros(0)] * len(sources)
-        for chunk in _length_sorted_chunks(sources, outputs, batch_size):
+        for chunk in length_sorted_chunks(sources, outputs, batch_size):
             distinct = {s: n for n, s in enumerate(dict.fromkeys(tuple(sources[i]) for i in chunk))}
             rows = decode_rows(len(chunk), batch_size)
             batch = target_batch([[]] * len(chunk), [outputs[i] for i in chunk], rows=rows, source_width=1,
@@ -69,7 +69,7 @@ class ModelScoring:
         if self._ctc_scorer is None:
             self._ctc_scorer = CTCScorer(self.model)
         result = np.zeros(len(sources), dtype=np.float64)
-        for chunk in _length_sorted_chunks(sources, outputs, batch_size):
+        for chunk in length_sorted_chunks(sources, outputs, batch_size):
             rows = decode_rows(len(chunk), batch_size)
             source = pad_ids([sources[i] for i in chunk], decode_width(max(1, *(len(sources[i]) for i in chunk))),
                              rows)
@@ -90,7 +90,7 @@ class ModelScoring:
         s_width = decode_width(max(len(s) for s in sources))
         t_width = decode_width(max(len(o) for o in outputs) + 1)
         rows = decode_rows(len(sources), batch_size)
-        for chunk in _length_sorted_chunks(sources, outputs, rows):
+        for chunk in length_sorted_chunks(sources, outputs, rows):
             batch = target_batch([sources[i] for i in chunk], [outputs[i] for i in chunk], rows=rows,
                                  source_width=s_width, target_width=t_width)
             rev = reverse_targets(batch)
@@ -99,10 +99,3 @@ class ModelScoring:
             result[chunk, 0] = np.asarray(fwd)[: len(chunk)]
             result[chunk, 1] = np.asarray(bwd)[: len(chunk)]
         return result
-
-
-def _length_sorted_chunks(sources: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]],
-                          batch_size: int) -> list[list[int]]:
-    """Indices sorted by (source, output) length, cut into chunks of ``batch_size``: little padding per batch."""
-    order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(outputs[i])))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -105,9 +105,6 @@ class G2P:
             members = [Transducer.load(p) for p in self.system.model_paths]
             if len(members) == 1:
                 self._decoder = members[0]
-                from biseq.numpy_decoding import cache_weights
-
-                cache_weights(self.system.model_paths[0], [w.numpy() for w in members[0].model.weights])
             else:
                 from biseq.ensemble import Ensemble
 
