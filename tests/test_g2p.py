@@ -185,6 +185,21 @@ def test_text_is_split_and_odd_characters_are_reported(toy_system):
     assert cli.returncode == 0 and "nothing left to pronounce" in cli.stderr and cli.stdout == "zzz\t\n"
 
 
+def test_written_files_have_ordinary_permissions(toy_system, tmp_path):
+    """Atomic writes go through ``tempfile`` (files 0600, directories 0700); what a user gets must be readable
+    by others as a plainly created file is (0o666 / 0o777 less the umask), e.g. a model shared on a server."""
+    _, run, out = toy_system
+    umask = os.umask(0)
+    os.umask(umask)
+    lexicon = tmp_path / "lexicon.tsv"
+    result = biseq("lexicon", "-", "--model", out, "--format", "tsv", "--out", lexicon, "--quiet", stdin="abba\n")
+    assert result.returncode == 0, result.stderr
+    paths = [lexicon, *run.rglob("*"), out, *out.rglob("*")]
+    modes = {str(p): oct(p.stat().st_mode & 0o777) for p in paths}
+    expected = {str(p): oct((0o777 if p.is_dir() else 0o666) & ~umask) for p in paths}
+    assert modes == expected
+
+
 @pytest.mark.parametrize("fmt", ["mfa", "kaldi", "tsv"])
 def test_lexicon_files_follow_their_formats(toy_system, tmp_path, fmt):
     _, _, out = toy_system

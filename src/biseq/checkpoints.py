@@ -18,6 +18,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from biseq.atomic import replace_shared
+
 EPOCHS_DIR = "epochs"
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
@@ -47,7 +49,7 @@ def save_epoch_weights(model: keras.Model, *, run: Path, epoch: int, keep: int) 
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
+        replace_shared(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

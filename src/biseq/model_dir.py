@@ -32,6 +32,7 @@ from biseq.model_files import (  # noqa: F401 - re-exported: they lived here
     cache_weights,
     read_config,
     read_vocabularies,
+    replace_shared,
     vocab_json,
 )
 from biseq.vocabulary import Vocabulary
@@ -51,7 +52,7 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
     try:
         model.save(tmp)
         _fsync(tmp)
-        os.replace(tmp, path)
+        replace_shared(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -101,7 +102,7 @@ def write_model_dir(directory: Path, *, config: Config, source_vocab: Vocabulary
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, directory / WEIGHTS_FILE)
+        replace_shared(tmp, directory / WEIGHTS_FILE)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

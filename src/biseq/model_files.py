@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biseq.atomic import atomic_write_text, replace_shared, share  # noqa: F401 - re-exported
 from biseq.compile_cache import cache_dir
 from biseq.config import Config
 from biseq.subwords import SubwordError, Subwords
@@ -29,21 +30,6 @@ KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 
 class ModelDirError(ValueError):
     """A model directory is missing or incomplete."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def vocab_json(source_vocab: Vocabulary, target_vocab: Vocabulary) -> str:

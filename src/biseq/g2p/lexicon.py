@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from biseq.atomic import replace_shared
 from biseq.g2p import text as text_module
 
 FORMATS = ("mfa", "kaldi", "tsv")
@@ -112,7 +113,7 @@ def write_lexicon(results: Iterable, *, fmt: str, out: str | Path | None = None)
             f.write(body)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        replace_shared(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from biseq.atomic import share
 from biseq.config import ConfigError, _Section
 
 SYSTEM_FILE = "system.json"
@@ -153,10 +154,8 @@ class System:
 
 def _share(root: Path) -> None:
     """Give the tree ordinary permissions (temporary files and directories are private: 0600/0700)."""
-    umask = os.umask(0)
-    os.umask(umask)
     for path in [root, *root.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+        share(path)
 
 
 def bundled_path() -> Path:
