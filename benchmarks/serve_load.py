@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -90,47 +91,95 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def load(url: str, requests: list[list[str]], *, concurrency: int) -> dict:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _httpx_posts(url: str, concurrency: int):
+    """(post, close): ``post(words)`` -> (status, number of results) with httpx (pure Python HTTP/1.1)."""
     import httpx
 
+    client = httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency))
+
+    async def post(words: list[str]) -> tuple[int, int]:
+        response = await client.post("/v1/predict", json={"words": words})
+        return response.status_code, len(response.json()["results"]) if response.status_code == 200 else -1
+
+    return post, client.aclose, httpx.HTTPError
+
+
+async def _aiohttp_posts(url: str, concurrency: int):
+    """The same with aiohttp (its HTTP parser is compiled: a fraction of httpx's CPU a request)."""
+    import aiohttp
+
+    session = aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=300),
+                                    connector=aiohttp.TCPConnector(limit=concurrency))
+
+    async def post(words: list[str]) -> tuple[int, int]:
+        async with session.post("/v1/predict", json={"words": words}) as response:
+            body = await response.json() if response.status == 200 else None
+            return response.status, len(body["results"]) if body is not None else -1
+
+    return post, session.close, aiohttp.ClientError
+
+
+CLIENTS = {"aiohttp": _aiohttp_posts, "httpx": _httpx_posts}
+
+
+async def load(url: str, requests: list[list[str]], *, concurrency: int, client: str = "aiohttp",
+               server_pid: int | None = None) -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     queue = list(reversed(requests))
-    async with httpx.AsyncClient(base_url=url, timeout=300,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    post, close, http_error = await CLIENTS[client](url, concurrency)
+    try:
         async def worker() -> None:
             while queue:
                 words = queue.pop()
                 started = time.perf_counter()
                 try:
-                    response = await client.post("/v1/predict", json={"words": words})
-                    ok = response.status_code == 200 and len(response.json()["results"]) == len(words)
-                    key = "" if ok else f"HTTP {response.status_code}"
-                except httpx.HTTPError as error:
+                    status, results = await post(words)
+                    key = "" if status == 200 and results == len(words) else f"HTTP {status}"
+                except http_error as error:
                     key = type(error).__name__
                 latencies.append(time.perf_counter() - started)
                 if key:
                     errors[key] = errors.get(key, 0) + 1
 
+        cpu = own_cpu_seconds(), process_cpu_seconds(server_pid) if server_pid else 0.0
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
+        client_cpu = own_cpu_seconds() - cpu[0]
+        server_cpu = process_cpu_seconds(server_pid) - cpu[1] if server_pid else None
+    finally:
+        await close()
     latencies.sort()
     words = sum(len(r) for r in requests)
     return {"requests": len(requests), "words": words, "errors": sum(errors.values()), "error_kinds": errors,
             "seconds": round(seconds, 2), "words_per_second": round(words / seconds, 1),
             "requests_per_second": round(len(requests) / seconds, 1),
             "p50_ms": round(1000 * statistics.median(latencies), 1),
-            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1)}
+            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+            "client": client, "client_cpu_seconds": round(client_cpu, 2),
+            "server_cpu_seconds": None if server_cpu is None else round(server_cpu, 2)}
 
 
 def scenario(*, size: int, count: int, batching: bool, concurrency: int, pool: list[str], rng: random.Random,
-             log: Path) -> tuple[dict, list[str]]:
+             log: Path, client: str) -> tuple[dict, list[str]]:
     requests = [[rng.choice(pool) for _ in range(size)] for _ in range(count)]
     process, url = start_server(batching=batching, log=log)
     try:
-        asyncio.run(load(url, [[rng.choice(pool) for _ in range(size)] for _ in range(64)], concurrency=concurrency))
-        result = asyncio.run(load(url, requests, concurrency=concurrency))
+        asyncio.run(load(url, [[rng.choice(pool) for _ in range(size)] for _ in range(64)], concurrency=concurrency,
+                         client=client))
+        result = asyncio.run(load(url, requests, concurrency=concurrency, client=client, server_pid=process.pid))
         with urllib.request.urlopen(url + "/health") as r:
             result["server_batching"] = json.loads(r.read())["batching"]
         result["server_peak_rss_mb"] = round(peak_rss_mb(process.pid), 1)
@@ -151,13 +200,16 @@ def main() -> None:
     parser.add_argument("--json", default="benchmarks/serve_load.json")
     parser.add_argument("--log-dir", default="runs/serve_load")
     parser.add_argument("--cache-words", type=int, default=100_000, help="the server's result cache (0: none)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp",
+                        help="the load generator's HTTP client (it shares the cores with the server)")
     args = parser.parse_args()
     global CACHE_WORDS
     CACHE_WORDS = args.cache_words
     os.makedirs(args.log_dir, exist_ok=True)
 
     pool = word_pool(20_000, novel_share=args.novel_share)
-    results: dict = {"concurrency": args.concurrency, "novel_share": args.novel_share, "cpus": os.cpu_count()}
+    results: dict = {"concurrency": args.concurrency, "novel_share": args.novel_share, "cpus": os.cpu_count(),
+                     "client": args.client}
     sent: list[str] = []
     for size in (int(s) for s in args.sizes.split(",")):
         for batching in (True, False):
@@ -165,7 +217,7 @@ def main() -> None:
             name = f"{size}_words_{'batched' if batching else 'unbatched'}"
             count = args.requests if batching else args.unbatched_requests
             result, words = scenario(size=size, count=count, batching=batching, concurrency=args.concurrency,
-                                     pool=pool, rng=rng, log=Path(args.log_dir) / f"{name}.log")
+                                     pool=pool, rng=rng, log=Path(args.log_dir) / f"{name}.log", client=args.client)
             results[name] = result
             if batching:
                 sent += words

@@ -313,3 +313,16 @@ def test_write_system_refuses_missing_inputs(toy_system, tmp_path):
     with pytest.raises(SystemDirError, match="joint-sequence model not found"):
         write_system(tmp_path / "s", models=[run], joint=tmp_path / "nope.fst")
     assert not (tmp_path / "s").exists() and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_system_rebuilt_from_another_systems_parts_answers_alike(toy_system, tmp_path, compact):
+    """A system's ``joint.fst.xz`` is a valid ``--joint`` input (kept packed, or unpacked for a plain system)."""
+    _, _, out = toy_system
+    words = toy_words(20, seed=7)
+    again = write_system(tmp_path / "again", models=[out / "model"], joint=out / "joint.fst.xz", joint_weight=0.5,
+                         dictionary=out / "dictionary.dict.gz", compact=compact)
+    assert (again.root / ("joint.fst.xz" if compact else "joint.fst")).is_file()
+    mine, theirs = load(again.root).predict(words, nbest=2), load(out).predict(words, nbest=2)
+    assert [[p.phones for p in r.pronunciations] for r in mine] == [[p.phones for p in r.pronunciations]
+                                                                    for r in theirs]

@@ -188,7 +188,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bs = sub.add_parser("build-system", help="assemble a system directory: model(s), joint-sequence model and its "
                                              "weight, dictionary (what 'biseq predict --model DIR' loads)")
     bs.add_argument("--model", required=True, action="append", help="trained model directory; repeat: ensemble")
-    bs.add_argument("--joint", help="joint-sequence model file ('biseq joint-train')")
+    bs.add_argument("--joint", help="joint-sequence model file ('biseq joint-train'; or a system's joint.fst.xz)")
     bs.add_argument("--joint-weight", type=_weight, default=0.0, help="its weight in the combination")
     bs.add_argument("--joint-nbest", type=int, default=10)
     bs.add_argument("--beam", type=int, default=5)

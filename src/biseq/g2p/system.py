@@ -199,11 +199,15 @@ def write_system(out: str | Path, *, models: list[str | Path], joint: str | Path
             if not joint.is_file():
                 raise SystemDirError(f"{joint}: joint-sequence model not found")
             joint_name = "joint.fst.xz" if compact else "joint.fst"
-            if compact:
-                with open(joint, "rb") as src, lzma.open(work / joint_name, "wb", preset=6) as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            else:
+            packed = joint.suffix == ".xz"  # e.g. another system's joint.fst.xz
+            if compact == packed:
                 shutil.copyfile(joint, work / joint_name)
+            else:
+                reader = lzma.open(joint, "rb") if packed else open(joint, "rb")  # noqa: SIM115
+                target = work / joint_name
+                writer = lzma.open(target, "wb", preset=6) if compact else open(target, "wb")  # noqa: SIM115
+                with reader as src, writer as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
         dict_name = ""
         if dictionary is not None:
             dictionary = Path(dictionary)
