@@ -100,11 +100,31 @@ def g2p_en_predictor():
     return model.predict
 
 
+def candidate(path: str, *, warm: list[str], timed_words: list[str], single: list[str], bundled: dict) -> dict:
+    """Another system's batched and one-word-at-a-time speed on the same words, and over the bundled one's."""
+    import biseq
+
+    row: dict = {"path": path}
+    for name, numpy_words in (("batched", 0), ("batched_numpy", 10**9)):
+        g = biseq.load(path, numpy_words=numpy_words)
+        g.predict(warm, model_only=True)
+        row[f"{name}_words_per_second"] = len(timed_words) / timed(lambda g=g: g.predict(timed_words, model_only=True))
+    for w in single[:5]:
+        g.predict([w], model_only=True)
+    row["one_at_a_time_words_per_second"] = len(single) / timed(lambda: [g.predict([w], model_only=True)
+                                                                         for w in single])
+    for name, value in bundled.items():
+        row[f"{name}_over_bundled_ratio"] = row[f"{name}_words_per_second"] / value
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", type=int, default=1500, help="words per batched pass (two passes)")
     parser.add_argument("--single", type=int, default=300, help="words decoded one at a time")
     parser.add_argument("--json", default="benchmarks/g2p_speed.json")
+    parser.add_argument("--candidate", default="", help="another system directory (e.g. a distilled network) "
+                        "timed beside the bundled one: batched and one word at a time, as ratios")
     args = parser.parse_args()
 
     import biseq
@@ -174,6 +194,12 @@ def main() -> None:
     else:
         results["one_at_a_time"]["g2p_en"] = "not installed (pip install g2p-en)"
     print("one at a time:", results["one_at_a_time"], flush=True)
+    if args.candidate:
+        results["candidate"] = candidate(args.candidate, warm=warm, timed_words=timed_words, single=single,
+                                         bundled={"batched": batched["system_joint"]["words_per_second"],
+                                                  "batched_numpy": batched["system_joint_numpy"]["words_per_second"],
+                                                  "one_at_a_time": biseq_single})
+        print("candidate:", results["candidate"], flush=True)
     results["goal_ratios"] = {
         "batched_joint_over_500_ratio": max(batched["system_joint"]["words_per_second"],
                                             batched["system_joint_numpy"]["words_per_second"]) / 500,

@@ -3,7 +3,9 @@
 # (1/8 of the training words, by seeded hash) with beam 5 and the average of the last epochs, and a
 # test file when one is given. Resumes from the last checkpoint when run again (an interrupted run
 # with the time it had left; TIME_LIMIT=minutes, for the whole run, trains a finished run further).
-#   [TIME_LIMIT=120] [JOINT_WEIGHTS=0,0.5] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble|p2g [TEST_FILE]
+#   [TIME_LIMIT=120] [JOINT_WEIGHTS=0,0.5] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble|p2g|distill [TEST_FILE]
+# distill: main (teacher, with the joint model) labels out-of-dictionary English words; main-distill.toml
+# trains on the training file plus those (about 3 hours in all; the word list: apt-get install wamerican-large).
 # p2g: the other direction, phoneme-to-grapheme (spelling from pronunciation), quick.toml's model and budget
 # with data.transpose; no joint-sequence model.
 # main-pair trains main.toml and main-b.toml at the same time, each pinned to its own half of the
@@ -114,6 +116,35 @@ if [ "${#members[@]}" -gt 0 ]; then
   exit 0
 fi
 
+if [ "$recipe" = distill ]; then
+  # teacher: main.toml + the joint-sequence model at DISTILL_WEIGHT (0.4: main's best on dev), as a system;
+  # it labels English words the CMU dictionary lacks (so none of the test words, 11,996 of which it lists);
+  # main-distill.toml trains on the training file plus those; scored alone, with the joint model, and as
+  # an ensemble with the teacher
+  train_run main
+  teacher=$(averaged runs/g014b2b-main)
+  joint=runs/g014b2b-main/joint.fst
+  if [ ! -f "$joint" ]; then "$biseq" joint-train --model runs/g014b2b-main --data "$train" --out "$joint"; fi
+  data=runs/g014b2b-distill-data
+  if [ ! -f "$data/train.tsv" ]; then
+    words=${WORDS:-/usr/share/dict/american-english-large}
+    if [ ! -f "$words" ]; then echo "$words: no word list (apt-get install wamerican-large; or WORDS=path)" >&2; exit 2; fi
+    mkdir -p "$data"
+    rm -rf "$data/teacher"
+    "$biseq" build-system --model "$teacher" --joint "$joint" --joint-weight "${DISTILL_WEIGHT:-0.4}" --beam 5 \
+      --joint-nbest 10 --out "$data/teacher" > /dev/null
+    "${PYTHON:-.venv/bin/python}" benchmarks/g2p_cmudict/unlabelled_words.py --words "$words" --out "$data/words.txt"
+    "$biseq" lexicon "$data/words.txt" --model "$data/teacher" --model-only --format tsv --quiet --out "$data/words.tsv"
+    { cat "$train"; awk -F'\t' '{print toupper($1) "\t" $2}' "$data/words.tsv"; } > "$data/train.tmp"
+    mv "$data/train.tmp" "$data/train.tsv"
+  fi
+  train="$data/train.tsv" train_run main-distill
+  train=${G014B2B_TRAIN:-../shared/data/g014b2b/g014b2b.train}  # scored on the training file's dev split
+  mkdir -p runs/g014b2b-main-distill && cp -n "$joint" runs/g014b2b-main-distill/joint.fst
+  score_together main-distill
+  score_together main main-distill
+  exit 0
+fi
 if [ "$recipe" = p2g ]; then joint_weights=""; fi  # the joint-sequence model reads characters as sources
 mkdir -p runs
 train_run "$recipe"
