@@ -240,3 +240,19 @@ def test_average_of_the_last_epochs_is_a_working_model(trained, tmp_path):
                           ((tmp_path / "avg", "--out", tmp_path / "y"), "no epoch checkpoints")):
         result = biseq("average", "--model", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_the_cli_shows_biseqs_warnings_and_not_a_librarys_deprecations(capsys):
+    """``biseq predict | lexicon`` print each UserWarning (unknown characters) once as ``biseq: warning:``; a
+    library's DeprecationWarning raised while decoding (NumPy 2's ``__array__`` copy keyword, from a dependency)
+    once filled the terminal with one line per batch."""
+    import warnings
+
+    from biseq import cli
+
+    with cli._warnings_to_stderr():
+        for _ in range(3):
+            warnings.warn("__array__ implementation doesn't accept a copy keyword", DeprecationWarning, stacklevel=1)
+        warnings.warn("word 'the': characters the model never saw skipped: 't'", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "biseq: warning: word 'the': characters the model never saw skipped: 't'"]

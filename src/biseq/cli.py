@@ -45,13 +45,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 @contextlib.contextmanager
+def _recorded_warnings():
+    """Record the warnings raised inside: every ``UserWarning`` (biseq's own: unknown symbols, skipped characters),
+    other categories as Python's default filters say (a library's DeprecationWarning stays hidden)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield caught
+
+
+@contextlib.contextmanager
 def _warnings_to_stderr():
     """Show warnings raised inside (e.g. unknown symbols) as one ``biseq: warning:`` line each."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded_warnings() as caught:
         yield
-    for w in caught:
-        print(f"biseq: warning: {w.message}", file=sys.stderr)
+    _print_warnings(caught)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -505,8 +512,7 @@ def _predict_with_system(args: argparse.Namespace, system, inputs: list[str]) ->
     words = _input_words(inputs)
     if not words:
         raise UsageError("nothing to predict: the inputs hold no words")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded_warnings() as caught:
         results = G2P(system).predict(words, nbest=args.nbest, all_variants=args.all, model_only=args.model_only,
                                       stress=not args.no_stress, batch_size=args.batch_size)
     _print_warnings(caught)
@@ -533,8 +539,7 @@ def cmd_lexicon(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.words}: no words in it")
     g2p = G2P(System.open(args.model or bundled_path()))
     results = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded_warnings() as caught:
         chunk = 512
         with tqdm(total=len(words), unit="word", disable=True if args.quiet else None, file=sys.stderr,
                   desc="biseq lexicon") as bar:
