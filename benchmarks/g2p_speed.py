@@ -123,8 +123,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1500, help="words per batched pass (two passes)")
     parser.add_argument("--single", type=int, default=300, help="words decoded one at a time")
     parser.add_argument("--json", default="benchmarks/g2p_speed.json")
-    parser.add_argument("--candidate", default="", help="another system directory (e.g. a distilled network) "
-                        "timed beside the bundled one: batched and one word at a time, as ratios")
+    parser.add_argument("--candidate", action="append", default=[], help="another system directory (e.g. a distilled "
+                        "network) timed beside the bundled one: batched and one word at a time, as ratios; repeatable")
     args = parser.parse_args()
 
     import biseq
@@ -194,12 +194,12 @@ def main() -> None:
     else:
         results["one_at_a_time"]["g2p_en"] = "not installed (pip install g2p-en)"
     print("one at a time:", results["one_at_a_time"], flush=True)
-    if args.candidate:
-        results["candidate"] = candidate(args.candidate, warm=warm, timed_words=timed_words, single=single,
-                                         bundled={"batched": batched["system_joint"]["words_per_second"],
-                                                  "batched_numpy": batched["system_joint_numpy"]["words_per_second"],
-                                                  "one_at_a_time": biseq_single})
-        print("candidate:", results["candidate"], flush=True)
+    bundled = {"batched": batched["system_joint"]["words_per_second"],
+               "batched_numpy": batched["system_joint_numpy"]["words_per_second"], "one_at_a_time": biseq_single}
+    for path in args.candidate:
+        results.setdefault("candidates", []).append(candidate(path, warm=warm, timed_words=timed_words,
+                                                              single=single, bundled=bundled))
+        print("candidate:", results["candidates"][-1], flush=True)
     results["goal_ratios"] = {
         "batched_joint_over_500_ratio": max(batched["system_joint"]["words_per_second"],
                                             batched["system_joint_numpy"]["words_per_second"]) / 500,
