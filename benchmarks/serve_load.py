@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -36,6 +37,7 @@ from pathlib import Path
 
 BISEQ = str(Path(sys.executable).with_name("biseq"))
 CACHE_WORDS = 100_000
+WORKERS = 1
 
 
 def word_pool(count: int, *, novel_share: float, seed: int = 0) -> list[str]:
@@ -66,7 +68,8 @@ def free_port() -> int:
 
 def start_server(*, batching: bool, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    argv = [BISEQ, "serve", "--port", str(port), "--max-request-words", "64", "--cache-words", str(CACHE_WORDS)]
+    argv = [BISEQ, "serve", "--port", str(port), "--max-request-words", "64", "--cache-words", str(CACHE_WORDS),
+            "--workers", str(WORKERS)]
     argv += [] if batching else ["--no-batching"]
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -77,24 +80,46 @@ def start_server(*, batching: bool, log: Path) -> tuple[subprocess.Popen, str]:
             raise RuntimeError(f"the server exited: {log.read_text()}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
+                # every worker loaded (each logs "ready"): connections made earlier would all stay with the first
+                if r.status == 200 and log.read_text(encoding="utf-8").count(" ready") >= WORKERS:
                     return process, url
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     raise RuntimeError("the server never became healthy")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``biseq serve --workers N``: the supervisor and its workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak resident memory of the server, summed over its processes (each one's own peak)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds the server's processes have used so far (``/proc/PID/stat``)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def own_cpu_seconds() -> float:
@@ -200,16 +225,17 @@ def main() -> None:
     parser.add_argument("--json", default="benchmarks/serve_load.json")
     parser.add_argument("--log-dir", default="runs/serve_load")
     parser.add_argument("--cache-words", type=int, default=100_000, help="the server's result cache (0: none)")
+    parser.add_argument("--workers", type=int, default=1, help="biseq serve --workers (server processes)")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp",
                         help="the load generator's HTTP client (it shares the cores with the server)")
     args = parser.parse_args()
-    global CACHE_WORDS
-    CACHE_WORDS = args.cache_words
+    global CACHE_WORDS, WORKERS
+    CACHE_WORDS, WORKERS = args.cache_words, args.workers
     os.makedirs(args.log_dir, exist_ok=True)
 
     pool = word_pool(20_000, novel_share=args.novel_share)
     results: dict = {"concurrency": args.concurrency, "novel_share": args.novel_share, "cpus": os.cpu_count(),
-                     "client": args.client}
+                     "client": args.client, "server_workers": args.workers}
     sent: list[str] = []
     for size in (int(s) for s in args.sizes.split(",")):
         for batching in (True, False):

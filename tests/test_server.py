@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import socket
@@ -341,3 +342,39 @@ def test_the_cache_decodes_a_word_once_and_forgets_the_least_recently_used():
     cached(["a"], 3, True)  # another nbest is another entry: decoded, and "b" (least recent) dropped
     cached(["b", "a"], 2, True)
     assert calls[1:] == [(["a"], 3), (["b"], 2)]
+
+
+def test_workers_share_the_port_answer_alike_and_stop_on_sigterm(tmp_path):
+    """``--workers 2``: two processes, each on its own SO_REUSEPORT socket, serve the same contract and share
+    new connections; SIGTERM to the parent stops both and exits 0."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), "--workers", "2"],
+                                   stdout=out, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        text = log.read_text(encoding="utf-8")
+        while text.count(" ready") < 2 and process.poll() is None:  # the second worker may still be loading
+            time.sleep(0.5)
+            text = log.read_text(encoding="utf-8")
+        answers = [post(url + "/v1/predict", {"words": ["hello", "zqxub"], "nbest": 2}) for _ in range(24)]
+        assert {status for status, _ in answers} == {200}
+        assert all(body == answers[0][1] for _, body in answers)  # whichever process answered
+        assert answers[0][1]["results"][0]["pronunciations"][0]["phones"] == "HH AH0 L OW1"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text(encoding="utf-8")
+    assert text.count("biseq serve: biseq English G2P (CMUdict) ready") == 2  # each worker logs as one server does
+    assert text.count("Finished server process") == 2
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", text))) == 2
+
+
+def test_workers_must_be_positive():
+    result = subprocess.run([BISEQ, "serve", "--workers", "0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--workers must be at least 1, got 0" in result.stderr

@@ -223,6 +223,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-nbest", type=int, default=10, help="nbest at most; 422 (10)")
     sv.add_argument("--cache-words", type=int, default=100_000,
                     help="results kept for words asked again (100000; 0: no cache)")
+    sv.add_argument("--workers", type=int, default=1,
+                    help="server processes sharing the port, each with its own copy of the system (~0.5 GB for the "
+                         "bundled one): one process uses one core; give the cores to spare (1)")
 
     info = sub.add_parser("info", help="print a system's or model's configuration and state routing")
     info.add_argument("--model", help="system or model directory (default: the bundled English system)")
@@ -722,7 +725,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            batching=not args.no_batching, max_queue_words=args.max_queue_words,
                            max_request_words=args.max_request_words, max_body_bytes=args.max_body_bytes,
                            max_nbest=args.max_nbest, cache_words=args.cache_words)
-    return serve(args.model, host=args.host, port=args.port, settings=settings)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    return serve(args.model, host=args.host, port=args.port, settings=settings, workers=args.workers)
 
 
 def _print_model(path: str, transducer) -> None:

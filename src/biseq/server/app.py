@@ -134,7 +134,8 @@ class CachedDecode:
         return [found[w] for w in words]
 
 
-def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool = True) -> FastAPI:
+def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool = True,
+               load_before_serving: bool = False) -> FastAPI:
     """The application serving ``g2p``.
 
     Args:
@@ -142,6 +143,9 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
         settings: limits and batching (default :class:`ServeConfig`).
         warm_up: decode a first word and load the compiled network (``/v1/model``, ``/v1/attention``,
             batches over ``g2p.numpy_words`` unknown words) before ``/health`` answers 200.
+        load_before_serving: finish loading before the server accepts connections (one of several
+            worker processes on a shared port: the others answer meanwhile) instead of answering 503
+            while loading.
     """
     settings = settings or ServeConfig()
     batcher = MicroBatcher(CachedDecode(g2p, size=settings.cache_words),
@@ -168,12 +172,15 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
                 state["failed"] = f"{type(error).__name__}: {error}"
                 log.exception("biseq serve: loading %s failed", g2p.name)
 
-        warming = asyncio.create_task(warm())
+        if load_before_serving:
+            await warm()
+        warming = asyncio.create_task(warm()) if not state["ready"] and not state["failed"] else None
         try:
             yield
         finally:
             await batcher.stop()  # requests already queued are answered first
-            warming.cancel()
+            if warming is not None:
+                warming.cancel()
 
     app = FastAPI(title="biseq", summary="Grapheme-to-phoneme conversion over HTTP, micro-batched.",
                   version="1", lifespan=lifespan)
