@@ -150,6 +150,22 @@ def test_predict_contract_words_and_text(client):
         ("the", "DH AH"), ("three", "TH R IY"), ("foxes", "F AA K S AH Z")]
 
 
+def test_dictionary_words_skip_the_batcher_and_keep_their_places(client):
+    """Words the dictionary answers are answered on the event loop; only the others are queued for decoding
+    (the batcher's counters move by those alone), and the answer keeps the request's order."""
+    before = client.get("/health").json()["batching"]["words"]
+    response = client.post("/v1/predict", json={"words": ["hello", "zqxubs", "world", "zqxubs", "the"]})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [(r["word"], r["pronunciations"][0]["source"]) for r in results] == [
+        ("hello", "dictionary"), ("zqxubs", "model"), ("world", "dictionary"), ("zqxubs", "model"),
+        ("the", "dictionary")]
+    assert results[1] == results[3]
+    assert client.get("/health").json()["batching"]["words"] - before == 2
+    only_known = client.post("/v1/predict", json={"words": ["hello", "world"]})
+    assert only_known.status_code == 200 and client.get("/health").json()["batching"]["words"] - before == 2
+
+
 def test_health_model_page_and_docs(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["model"] == "biseq English G2P (CMUdict)"
@@ -206,8 +222,9 @@ def test_a_full_queue_is_a_503(client, monkeypatch):
         raise QueueFullError("the server is busy")
 
     monkeypatch.setattr(client.app.state.batcher, "submit", full)
-    response = client.post("/v1/predict", json={"words": ["hello"]})
+    response = client.post("/v1/predict", json={"words": ["hello", "zqxubz"]})  # one word for the model
     assert response.status_code == 503 and response.json()["message"] == "the server is busy"
+    assert client.post("/v1/predict", json={"words": ["hello"]}).status_code == 200  # the dictionary's still answer
 
 
 def free_port() -> int:

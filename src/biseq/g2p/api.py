@@ -170,20 +170,26 @@ class G2P:
                 raise G2PError(f"word {i + 1} ({word!r}) {problem}: give one word per item, or call "
                                "the G2P object on the text to split it")
             folded.append(clean)
-        results: dict[int, WordResult] = {}
-        unknown: list[int] = []
-        for i, word in enumerate(folded):
-            variants = [] if model_only else self.dictionary.lookup(word)
-            if variants:
-                shown = variants if all_variants else variants[:nbest]
-                results[i] = _result(word, [(v, 0.0) for v in shown], "dictionary", stress)
-            else:
-                unknown.append(i)
+        results = [None] * len(folded) if model_only else self.lookup(folded, nbest=nbest, all_variants=all_variants,
+                                                                       stress=stress)
+        unknown = [i for i, r in enumerate(results) if r is None]
         if unknown:
             for i, result in zip(unknown, self._model_results([folded[i] for i in unknown], nbest=nbest,
                                                               stress=stress, batch_size=batch_size), strict=True):
                 results[i] = result
-        return [results[i] for i in range(len(folded))]
+        return results
+
+    def lookup(self, words: Sequence[str], *, nbest: int = 1, all_variants: bool = False,
+               stress: bool = True) -> list[WordResult | None]:
+        """The dictionary's answer for each word as :meth:`predict` gives it, ``None`` where it has none (or the
+        word is not one word). Reads the dictionary only: no model, safe to call from any thread."""
+        out: list[WordResult | None] = []
+        for word in words:
+            clean, problem = text_module.check_word(word)
+            variants = [] if problem else self.dictionary.lookup(clean)
+            shown = variants if all_variants else variants[:nbest]
+            out.append(_result(clean, [(v, 0.0) for v in shown], "dictionary", stress) if shown else None)
+        return out
 
     # --- the model -------------------------------------------------------------------------
     def _model_results(self, words: list[str], *, nbest: int, stress: bool, batch_size: int) -> list[WordResult]:

@@ -262,8 +262,13 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
             return refusal
         if not words:
             return {"results": []}
+        # dictionary words are answered here, on the event loop; only the others wait for the decoding thread
+        results = g2p.lookup(words, nbest=request.nbest, stress=request.stress)
+        missing = [w for w, r in zip(words, results, strict=True) if r is None]
         try:
-            results = await batcher.submit(words, nbest=request.nbest, stress=request.stress)
+            if missing:
+                decoded = iter(await batcher.submit(missing, nbest=request.nbest, stress=request.stress))
+                results = [r if r is not None else next(decoded) for r in results]
         except QueueFullError as error:
             return _error(503, str(error))
         except G2PError as error:
