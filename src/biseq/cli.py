@@ -754,11 +754,11 @@ def _print_model(path: str, transducer) -> None:
 
 def _decoding_devices(devices: int) -> None:
     """Split decoding batches over ``devices`` local devices; 1 imports nothing (dictionary words need no JAX)."""
-    from biseq.parallel import ParallelError, setup_decoding
-
     if devices < 1:
-        raise ParallelError(f"--devices must be at least 1. Received: {devices}")
+        raise UsageError(f"--devices must be at least 1. Received: {devices}")
     if devices > 1:
+        from biseq.parallel import setup_decoding  # NumPy and the device setup: only when asked for
+
         setup_decoding(devices)
 
 
