@@ -395,3 +395,27 @@ def test_workers_share_the_port_answer_alike_and_stop_on_sigterm(tmp_path):
 def test_workers_must_be_positive():
     result = subprocess.run([BISEQ, "serve", "--workers", "0"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--workers must be at least 1, got 0" in result.stderr
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    """SIGKILL leaves the parent no chance to stop its workers: they notice and stop, freeing the port."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), "--workers", "2"],
+                                   stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        process.kill()
+        process.wait()
+        deadline = time.time() + 60
+        while log.read_text(encoding="utf-8").count("Finished server process") < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert log.read_text(encoding="utf-8").count("Finished server process") == 2
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections in TIME_WAIT do not count
+            s.bind(("127.0.0.1", port))  # nobody listens there any more
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import uvicorn
 
@@ -47,9 +48,17 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _stop_with(parent: int) -> None:
+    """SIGTERM this process (a graceful stop) once ``parent`` is gone, e.g. killed with SIGKILL."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(model: str | None, host: str, port: int, settings: dict) -> None:
     """One worker process: its own socket, system, micro-batcher and cache; listens once loaded."""
     os.setpgrp()  # Ctrl-C reaches the parent alone, which stops each worker once (a second signal forces uvicorn)
+    threading.Thread(target=_stop_with, args=(os.getppid(),), daemon=True).start()  # no orphans serving on
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     sock = _reuse_port_socket(host, port)
     app = create_app(load(model), settings=ServeConfig.from_dict(settings, where="serve"), load_before_serving=True)
