@@ -99,16 +99,7 @@ class G2P:
     def decoder(self):
         """The network(s): a Transducer, or an Ensemble for several models; loaded on first use."""
         if self._decoder is None:
-            compile_cache.enable()
-            from biseq.transducer import Transducer
-
-            members = [Transducer.load(p) for p in self.system.model_paths]
-            if len(members) == 1:
-                self._decoder = members[0]
-            else:
-                from biseq.ensemble import Ensemble
-
-                self._decoder = Ensemble(members)
+            self._decoder = _load_network(self.system.model_paths)
         return self._decoder
 
     @property
@@ -217,6 +208,19 @@ class G2P:
 
             self._joint = JointModel.find(self.system.joint_path)
         return self._joint
+
+
+def _load_network(paths: list[Path]):
+    """The compiled path's network: a Transducer, or an Ensemble of several."""
+    compile_cache.enable()
+    from biseq.transducer import Transducer
+
+    members = [Transducer.load(p) for p in paths]
+    if len(members) == 1:
+        return members[0]
+    from biseq.ensemble import Ensemble
+
+    return Ensemble(members)
 
 
 def _decode(decoder, joint, config: SystemConfig, sources: list[tuple[str, ...]], *, nbest: int, batch_size: int
