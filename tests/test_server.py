@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -257,21 +258,28 @@ def post(url: str, payload: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
+@contextlib.contextmanager
+def running_server(log: Path, *args: str):
+    """``biseq serve ARGS`` on a free port, logging to ``log``, healthy: ``(url, process)``; killed at the end."""
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), "--max-wait-ms", "300"],
+        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), *args],
                                    stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
-        yield url, process, log
+        yield url, process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with running_server(log, "--max-wait-ms", "300") as (url, process):
+        yield url, process, log
 
 
 def test_page_in_headless_chromium_shows_phonemes_and_the_heatmap(live_server, tmp_path):
@@ -364,14 +372,8 @@ def test_the_cache_decodes_a_word_once_and_forgets_the_least_recently_used():
 def test_workers_share_the_port_answer_alike_and_stop_on_sigterm(tmp_path):
     """``--workers 2``: two processes, each on its own SO_REUSEPORT socket, serve the same contract and share
     new connections; SIGTERM to the parent stops both and exits 0."""
-    port = free_port()
     log = tmp_path / "serve.log"
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), "--workers", "2"],
-                                   stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
+    with running_server(log, "--workers", "2") as (url, process):
         text = log.read_text(encoding="utf-8")
         while text.count(" ready") < 2 and process.poll() is None:  # the second worker may still be loading
             time.sleep(0.5)
@@ -382,10 +384,6 @@ def test_workers_share_the_port_answer_alike_and_stop_on_sigterm(tmp_path):
         assert answers[0][1]["results"][0]["pronunciations"][0]["phones"] == "HH AH0 L OW1"
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = log.read_text(encoding="utf-8")
     assert text.count("biseq serve: biseq English G2P (CMUdict) ready") == 2  # each worker logs as one server does
     assert text.count("Finished server process") == 2
@@ -399,13 +397,9 @@ def test_workers_must_be_positive():
 
 def test_workers_stop_when_their_parent_is_killed(tmp_path):
     """SIGKILL leaves the parent no chance to stop its workers: they notice and stop, freeing the port."""
-    port = free_port()
     log = tmp_path / "serve.log"
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen([BISEQ, "serve", "--port", str(port), "--workers", "2"],
-                                   stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", process, log)
+    with running_server(log, "--workers", "2") as (url, process):
+        port = int(url.rsplit(":", 1)[1])
         process.kill()
         process.wait()
         deadline = time.time() + 60
@@ -415,7 +409,3 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections in TIME_WAIT do not count
             s.bind(("127.0.0.1", port))  # nobody listens there any more
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
