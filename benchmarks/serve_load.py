@@ -128,7 +128,8 @@ def own_cpu_seconds() -> float:
 
 
 async def _httpx_posts(url: str, concurrency: int):
-    """(post, close): ``post(words)`` -> (status, number of results) with httpx (pure Python HTTP/1.1)."""
+    """(post, close, its error class): ``post(words)`` -> (status, number of results), with httpx (pure Python
+    HTTP/1.1)."""
     import httpx
 
     client = httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency))

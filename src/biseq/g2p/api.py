@@ -161,8 +161,8 @@ class G2P:
                 raise G2PError(f"word {i + 1} ({word!r}) {problem}: give one word per item, or call "
                                "the G2P object on the text to split it")
             folded.append(clean)
-        results = [None] * len(folded) if model_only else self.lookup(folded, nbest=nbest, all_variants=all_variants,
-                                                                       stress=stress)
+        results = [None] * len(folded) if model_only else self._looked_up(folded, nbest=nbest,
+                                                                           all_variants=all_variants, stress=stress)
         unknown = [i for i, r in enumerate(results) if r is None]
         if unknown:
             for i, result in zip(unknown, self._model_results([folded[i] for i in unknown], nbest=nbest,
@@ -174,12 +174,17 @@ class G2P:
                stress: bool = True) -> list[WordResult | None]:
         """The dictionary's answer for each word as :meth:`predict` gives it, ``None`` where it has none (or the
         word is not one word). Reads the dictionary only: no model, safe to call from any thread."""
+        checked = [text_module.check_word(word) for word in words]
+        return self._looked_up([clean if not problem else "" for clean, problem in checked], nbest=nbest,
+                               all_variants=all_variants, stress=stress)
+
+    def _looked_up(self, clean: list[str], *, nbest: int, all_variants: bool, stress: bool) -> list[WordResult | None]:
+        """:meth:`lookup` of words already checked and folded ("" for none)."""
         out: list[WordResult | None] = []
-        for word in words:
-            clean, problem = text_module.check_word(word)
-            variants = [] if problem else self.dictionary.lookup(clean)
+        for word in clean:
+            variants = self.dictionary.lookup(word) if word else []
             shown = variants if all_variants else variants[:nbest]
-            out.append(_result(clean, [(v, 0.0) for v in shown], "dictionary", stress) if shown else None)
+            out.append(_result(word, [(v, 0.0) for v in shown], "dictionary", stress) if shown else None)
         return out
 
     # --- the model -------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
 
         if load_before_serving:
             await warm()
-        warming = asyncio.create_task(warm()) if not state["ready"] and not state["failed"] else None
+        warming = None if load_before_serving else asyncio.create_task(warm())
         try:
             yield
         finally:
