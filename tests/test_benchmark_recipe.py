@@ -116,6 +116,7 @@ def test_distill_labels_unlisted_words_with_the_teacher_and_scores_on_the_origin
                for c in calls)
     scored = [c for c in calls if c.startswith("evaluate")]
     assert scored and all("--data train.tsv --split dev" in c or "--data test.tsv" in c for c in scored)
+    assert f"evaluate --model {teacher} --data train.tsv --split dev --beam 5" in scored  # teacher, same run
     assert [c for c in scored if "test.tsv" in c] == [
         "evaluate --model runs/g014b2b-main-distill-avg --data test.tsv --beam 5 "
         "--joint runs/g014b2b-main-distill/joint.fst --joint-weight 0.4",

@@ -141,6 +141,7 @@ if [ "$recipe" = distill ]; then
   train="$data/train.tsv" train_run main-distill
   train=${G014B2B_TRAIN:-../shared/data/g014b2b/g014b2b.train}  # scored on the training file's dev split
   mkdir -p runs/g014b2b-main-distill && cp -n "$joint" runs/g014b2b-main-distill/joint.fst
+  test_file="" score_together main  # the teacher alone, on dev only, in the same run as the student
   score_together main-distill
   score_together main main-distill
   exit 0
