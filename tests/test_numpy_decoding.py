@@ -10,6 +10,7 @@ import pytest
 from keras import ops
 
 from biseq.model_files import ModelDirError
+from biseq import numpy_decoding
 from biseq.numpy_decoding import NumpyTransducer
 from biseq.numpy_model import UnsupportedModel
 from biseq.transducer import Transducer
@@ -54,6 +55,25 @@ def test_numpy_path_matches_keras(tmp_path, kwargs):
     sources = [SOURCES[i] for i, hyps in enumerate(theirs) for _ in hyps] + [SOURCES[0]]
     outputs = [h for hyps in theirs for h, _, _ in hyps] + [[5, 6, 7, 8, 9]]
     np.testing.assert_allclose(fast.output_log_probs(sources, outputs), reference.output_log_probs(sources, outputs),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_beam_drops_settled_sources_and_keeps_the_full_search_results(tmp_path, monkeypatch):
+    """A source leaves the NumPy beam once its K finished hypotheses cannot be beaten; the n-best lists
+    (order, scores) stay those of the compiled search, which runs every source until all are settled."""
+    fast, reference = saved_pair(tmp_path, seed=11, **CONFIGS[0])
+    calls = []  # per beam search: its sources, then the rows of each step
+    step, search = fast.model.step, numpy_decoding.beam_ids
+    monkeypatch.setattr(fast.model, "step", lambda tokens, *a: calls[-1].append(len(tokens)) or step(tokens, *a))
+    monkeypatch.setattr(numpy_decoding, "beam_ids", lambda m, sources, **kw: calls.append([len(sources)]) or
+                        search(m, sources, **kw))
+    mine = fast.beam_nbest_ids(SOURCES, beam_size=3, nbest=3)
+    theirs = reference.beam_nbest_ids(SOURCES, beam_size=3, nbest=3)
+    assert sum(c[0] for c in calls) == len(SOURCES)
+    assert all(c[1] == 3 * c[0] and c[1:] == sorted(c[1:], reverse=True) for c in calls), calls
+    assert any(c[-1] < c[1] for c in calls), calls  # some source left before the last step
+    assert [[h for h, _, _ in hyps] for hyps in mine] == [[h for h, _, _ in hyps] for hyps in theirs]
+    np.testing.assert_allclose([s for hyps in mine for _, s, _ in hyps], [s for hyps in theirs for _, s, _ in hyps],
                                rtol=1e-4, atol=1e-4)
 
 

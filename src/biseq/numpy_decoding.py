@@ -1,7 +1,8 @@
 """Greedy search, beam search and teacher-forced scoring over :class:`~biseq.numpy_model.NumpySeq2Seq`.
 
 The same searches as :mod:`biseq.search` (same stopping rules, length normalisation and
-tie-breaking), run step by step in NumPy; a greedy batch drops each row once it has ended.
+tie-breaking), run step by step in NumPy; a greedy batch drops each row once it has ended, a beam
+batch each source once its best hypotheses are settled.
 :class:`NumpyTransducer` gives them the interface of :class:`biseq.transducer.Transducer` that
 :class:`biseq.g2p.G2P` and :func:`biseq.joint_sequence.joint_nbest` use, read from a compact model
 directory without importing Keras or JAX.
@@ -116,23 +117,41 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
              length_penalty: float = 1.0, cache: EncoderCache | None = None
              ) -> list[list[tuple[list[int], float, float]]]:
     """Beam search as :func:`biseq.search.beam_search` over at most ``length`` steps: per source the
-    ``beam_size`` best ``(ids, score, log p)``, best first."""
+    ``beam_size`` best ``(ids, score, log p)``, best first.
+
+    The same results, less work: a source leaves the batch once its ``K`` finished hypotheses can no
+    longer be beaten (the rule that stops :func:`~biseq.search.beam_search` once it holds for every
+    source; an alive hypothesis's log p only falls, so nothing it would still find could enter its
+    ``K`` best), and the attention memory, the same for a source's ``K`` beams, is never reordered.
+    """
     b, k, v = len(sources), beam_size, model.vocab_size
     state, memory = model.initial_state(_encode(model, sources, cache), np.repeat(np.arange(b), k))
-    offsets = (np.arange(b) * k)[:, None]
-    rows = np.arange(b)[:, None]  # with a [B, n] index array: the n chosen entries of each row
     alive_seq = np.zeros((b, k, length), np.int64)
     alive_logp = np.concatenate([np.zeros((b, 1)), np.full((b, k - 1), NEG)], axis=1).astype(np.float32)
     fin_seq = np.zeros((b, k, length), np.int64)
     fin_score, fin_logp = np.full((b, k), NEG, np.float32), np.full((b, k), NEG, np.float32)
+    done = _Pools(b, k, length)  # each source's pools as they were when it left the batch
+    active = np.arange(b)  # the sources still in the batch, in batch order
     tokens = np.full(b * k, BOS_ID)
     never = _never(v)
     best_denominator = max(float(length) ** length_penalty, 1.0)
     for t in range(length):
-        if np.all(fin_score.min(axis=1) >= alive_logp.max(axis=1) / best_denominator):
-            break
+        settled = fin_score.min(axis=1) >= alive_logp.max(axis=1) / best_denominator
+        if settled.any():
+            done.put(active[settled], fin_seq[settled], fin_score[settled], fin_logp[settled], alive_seq[settled],
+                     alive_logp[settled])
+            stay = np.flatnonzero(~settled)
+            if not len(stay):
+                break
+            active, alive_seq, alive_logp = active[stay], alive_seq[stay], alive_logp[stay]
+            fin_seq, fin_score, fin_logp = fin_seq[stay], fin_score[stay], fin_logp[stay]
+            beams = (stay[:, None] * k + np.arange(k)).reshape(-1)
+            tokens, state = tokens[beams], state.take(beams)
+            memory = memory.take(beams) if memory is not None else None
+        n = len(active)
+        rows = np.arange(n)[:, None]  # with an [n, m] index array: the m chosen entries of each source
         logits, state = model.step(tokens, state, memory)
-        cand = (alive_logp[:, :, None] + (log_softmax(logits) + never).reshape(b, k, v)).reshape(b, k * v)
+        cand = (alive_logp[:, :, None] + (log_softmax(logits) + never).reshape(n, k, v)).reshape(n, k * v)
         top_index = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]
         top_logp = cand[rows, top_index]
         top_beam, top_token = top_index // v, top_index % v
@@ -148,18 +167,37 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
         survivors = np.where(ended, NEG, top_logp)
         keep = np.argsort(-survivors, axis=1, kind="stable")[:, :k]
         alive_logp, alive_seq = survivors[rows, keep], top_seq[rows, keep]
-        tokens = top_token[rows, keep].reshape(b * k)
-        order = (top_beam[rows, keep] + offsets).reshape(b * k)
-        state = state.take(order)
-        memory = memory.take(order) if memory is not None else None
-    alive_score = np.where(alive_logp > NEG / 2, alive_logp / float(length) ** length_penalty, NEG)
-    pool_score = np.concatenate([fin_score, alive_score], axis=1)
-    keep = np.argsort(-pool_score, axis=1, kind="stable")[:, :k]
-    seqs = np.take_along_axis(np.concatenate([fin_seq, alive_seq], axis=1), keep[:, :, None], axis=1)
-    scores = np.take_along_axis(pool_score, keep, axis=1)
-    logps = np.take_along_axis(np.concatenate([fin_logp, alive_logp], axis=1), keep, axis=1)
-    return [[(_until_end(seqs[r, j]), float(scores[r, j]), float(logps[r, j])) for j in range(k)
-             if scores[r, j] > -1e8] for r in range(b)]
+        tokens = top_token[rows, keep].reshape(n * k)
+        state = state.take((top_beam[rows, keep] + rows * k).reshape(n * k))  # memory: the same for every beam
+    else:
+        done.put(active, fin_seq, fin_score, fin_logp, alive_seq, alive_logp)
+    return done.best(length, length_penalty)
+
+
+class _Pools:
+    """Per source the finished and alive hypotheses a beam search ended with: ``[B, K, L]`` ids, ``[B, K]``
+    scores and log p."""
+
+    def __init__(self, b: int, k: int, length: int) -> None:
+        self.fin_seq, self.alive_seq = np.zeros((b, k, length), np.int64), np.zeros((b, k, length), np.int64)
+        self.fin_score, self.fin_logp, self.alive_logp = (np.full((b, k), NEG, np.float32) for _ in range(3))
+
+    def put(self, sources: np.ndarray, fin_seq, fin_score, fin_logp, alive_seq, alive_logp) -> None:
+        self.fin_seq[sources], self.fin_score[sources], self.fin_logp[sources] = fin_seq, fin_score, fin_logp
+        self.alive_seq[sources], self.alive_logp[sources] = alive_seq, alive_logp
+
+    def best(self, length: int, length_penalty: float) -> list[list[tuple[list[int], float, float]]]:
+        """Per source its ``K`` best ``(ids, score, log p)``: unfinished hypotheses compete too, scored at
+        full length."""
+        alive_score = np.where(self.alive_logp > NEG / 2, self.alive_logp / float(length) ** length_penalty, NEG)
+        pool_score = np.concatenate([self.fin_score, alive_score], axis=1)
+        b, k = self.fin_score.shape
+        keep = np.argsort(-pool_score, axis=1, kind="stable")[:, :k]
+        seqs = np.take_along_axis(np.concatenate([self.fin_seq, self.alive_seq], axis=1), keep[:, :, None], axis=1)
+        scores = np.take_along_axis(pool_score, keep, axis=1)
+        logps = np.take_along_axis(np.concatenate([self.fin_logp, self.alive_logp], axis=1), keep, axis=1)
+        return [[(_until_end(seqs[r, j]), float(scores[r, j]), float(logps[r, j])) for j in range(k)
+                 if scores[r, j] > -1e8] for r in range(b)]
 
 
 def _until_end(ids: np.ndarray) -> list[int]:
