@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from biseq.model_files import ModelDirError
 from biseq import numpy_decoding
+from biseq.model_files import ModelDirError
 from biseq.numpy_decoding import NumpyTransducer
 from biseq.numpy_model import UnsupportedModel
 from biseq.transducer import Transducer
