@@ -6,7 +6,7 @@ Usage:
 
 ``--base`` names a git revision whose ``src/biseq/numpy_decoding.py`` is loaded beside today's (default:
 ``d15d703``, before sources left the beam once settled). Both search the same held-out words of the CMU
-dictionary in batches of ``--batch`` (their step limit as the transducer sets it), alternating, ``--rounds``
+dictionary in the transducer's batches (length-sorted, at most ``--batch``, its step limit), alternating, ``--rounds``
 times; the JSON has words/s per round and the ratio of the medians ("ratio": above 1, today's is faster), and
 how many n-best lists differ (float rounding of different batch shapes may move a score's last digits). Set
 ``OPENBLAS_NUM_THREADS=1`` when the machine is shared: NumPy's threads spin against other processes.
@@ -53,7 +53,7 @@ def main() -> None:
     import g2p_speed
 
     from biseq import numpy_decoding
-    from biseq.batching import default_max_length
+    from biseq.batching import default_max_length, width_chunks
     from biseq.config import Config
     from biseq.g2p.api import bundled_path
     from biseq.g2p.system import System
@@ -63,14 +63,15 @@ def main() -> None:
     config = Config.load(os.path.join(system.model_paths[0], "config.json"))
     transducer = numpy_decoding.NumpyTransducer.load(system.model_paths[0])
     ids = transducer.encode_sources([list(w) for w in g2p_speed.held_out_words(config.data, args.words)])
-    chunks = [ids[i:i + args.batch] for i in range(0, len(ids), args.batch)]
+    # the transducer's batches: length-sorted, within one width bucket, its step limit
+    chunks = [([ids[i] for i in part], width) for part, width in width_chunks(ids, args.batch)]
 
     def search(module, chunk):
-        length = default_max_length(max(len(s) for s in chunk))
-        return module.beam_ids(transducer.model, chunk, beam_size=args.beam, length=length)
+        sources, width = chunk
+        return module.beam_ids(transducer.model, sources, beam_size=args.beam, length=default_max_length(width))
 
-    differing = sum(a != b for chunk in chunks for a, b in zip(search(base, chunk), search(numpy_decoding, chunk),
-                                                                 strict=True))
+    differing = sum(a != b for chunk in chunks
+                    for a, b in zip(search(base, chunk), search(numpy_decoding, chunk), strict=True))
     rates: dict[str, list[float]] = {"base": [], "today": []}
     for _ in range(args.rounds):
         for name, module in (("base", base), ("today", numpy_decoding)):
