@@ -467,6 +467,18 @@ def run_biseq_main(args):
             decode[f"{name}_b{batch}"] = words_per_second(
                 search.predict_on_batch, source, batch=batch,
                 words=args.decode_words if batch > 1 else args.batch1_words)
+    # biseq's NumPy path (what biseq.load() and `biseq lexicon` run for up to 256 words a call): a beam
+    # batch drops each source once settled, a greedy one each row once it ends
+    from biseq.numpy_decoding import beam_ids, greedy_ids
+    from biseq.numpy_model import NumpySeq2Seq
+
+    fast = NumpySeq2Seq(config=mc, arrays=[np.asarray(w.numpy()) for w in model.weights])
+    rows = [[int(t) for t in row if t] for row in source]
+    for name, search in (("numpy_greedy", lambda part: greedy_ids(fast, part, steps=max_length)),
+                         ("numpy_beam5", lambda part: beam_ids(fast, part, beam_size=5, length=max_length))):
+        for batch in (1, DECODE_BATCH):
+            decode[f"{name}_b{batch}"] = words_per_second(
+                search, rows, batch=batch, words=args.decode_words if batch > 1 else args.batch1_words)
     out = np.asarray(GreedySearch(model).predict_on_batch(source[: DECODE_BATCH]))
     lengths = [int(np.argmax(row == EOS_ID)) if (row == EOS_ID).any() else len(row) for row in out]  # </s> not counted
     return {"times": times, "tokens": tokens, "steps_per_pass": len(batches), "steps_trained": steps,
@@ -746,9 +758,15 @@ def main_vs_opennmt(results, args) -> dict:
         cells = [f"{res['decode'].get(k, float('nan')):,.0f}"
                  for k in ("greedy_b1", f"greedy_b{DECODE_BATCH}", "beam5_b1", f"beam5_b{DECODE_BATCH}")]
         print(f"| {name} | {rate:,.0f} | " + " | ".join(cells) + f" | {length:.1f} | {rss:.0f} |")
+        if "numpy_greedy_b1" in res["decode"]:
+            cells = [f"{res['decode'][f'numpy_{k}']:,.0f}"
+                     for k in ("greedy_b1", f"greedy_b{DECODE_BATCH}", "beam5_b1", f"beam5_b{DECODE_BATCH}")]
+            print("| biseq, NumPy path | | " + " | ".join(cells) + " | | |")
     if len(rates) == 2:
-        for key in rates["biseq"]:
-            section[f"biseq_over_opennmt_{key}_ratio"] = rates["biseq"][key] / rates["opennmt"][key]
+        for key in rates["biseq"]:  # biseq's NumPy path against OpenNMT-py's same search
+            theirs = rates["opennmt"].get(key.removeprefix("numpy_"))
+            if theirs:
+                section[f"biseq_over_opennmt_{key}_ratio"] = rates["biseq"][key] / theirs
         print("biseq / OpenNMT-py: " + ", ".join(
             f"{k.removeprefix('biseq_over_opennmt_').removesuffix('_ratio')} {v:.2f}x"
             for k, v in section.items() if k.endswith("_ratio")))
