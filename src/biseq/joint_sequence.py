@@ -271,16 +271,25 @@ class _WorkerPool:
         for key, pool in list(_POOLS.items()):
             if pool is self:
                 del _POOLS[key]
-        self.close()
+        self._stop()
         said = []
         for errors in self.errors:
             errors.seek(0)
             said.append(errors.read().decode("utf-8", "replace").strip()[-500:])
         codes = [w.poll() for w in self.workers]
+        self.close()
         return JointSequenceError(f"a joint-sequence worker process ended (exit codes {codes}): "
                                   f"{' | '.join(t for t in said if t) or 'nothing on its standard error'}")
 
     def close(self) -> None:
+        """Stop the workers and close their pipes and error files."""
+        self._stop()
+        for worker in self.workers:
+            worker.stdout.close()
+        for errors in self.errors:
+            errors.close()
+
+    def _stop(self) -> None:
         """Close the workers' input (they end) and wait for them; killed after 10 s."""
         for worker in self.workers:
             try:
