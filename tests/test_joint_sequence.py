@@ -256,13 +256,12 @@ def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_ru
     assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored
 
 
-def test_worker_processes_decode_beside_this_process_only_with_a_core_to_spare(monkeypatch):
+def test_large_calls_spread_over_worker_processes_only_with_several_cpus(monkeypatch):
     from biseq import joint_sequence as js
 
     monkeypatch.setattr(js.os, "cpu_count", lambda: 1)
-    assert js.worker_processes(js.PROCESS_WORDS * 10) == 0  # one CPU: a worker would only take turns
+    assert js.worker_processes(js.PROCESS_WORDS * 10) == 0  # one CPU: workers would only take turns
     monkeypatch.setattr(js.os, "cpu_count", lambda: 2)
-    assert [js.worker_processes(n) for n in (1, js.BESIDE_WORDS, js.PROCESS_WORDS - 1, js.PROCESS_WORDS)] == [
-        0 if js.BESIDE_WORDS > 1 else 1, 1, 1, 2]
+    assert [js.worker_processes(n) for n in (1, js.PROCESS_WORDS - 1, js.PROCESS_WORDS)] == [0, 0, 2]
     monkeypatch.setattr(js.os, "cpu_count", lambda: 64)
     assert js.worker_processes(js.PROCESS_WORDS) == js.MAX_PROCESSES

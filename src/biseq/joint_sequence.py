@@ -210,20 +210,18 @@ class JointModel:
 
 PROCESS_WORDS = 512  # from this many distinct words a call, JointModel.nbest spreads them over processes
 MAX_PROCESSES = 4  # at most this many (each holds the model in memory)
-BESIDE_WORDS = 2  # from this many, one worker process: the joint model decodes beside the network
 
 
 def worker_processes(distinct_words: int) -> int:
     """The worker processes :meth:`JointModel.nbest` uses for a call of ``distinct_words`` (0: none).
 
-    On one CPU none. Else one per CPU (at most ``MAX_PROCESSES``) from ``PROCESS_WORDS`` words, and one
-    from ``BESIDE_WORDS``: :func:`joint_nbest` runs the network in this process meanwhile, so the two
-    use two cores (a thread here would take turns with the network: the bindings hold the GIL).
+    One per CPU (at most ``MAX_PROCESSES``) from ``PROCESS_WORDS`` words on a machine with several,
+    else none. (One worker decoding beside the network, which :func:`joint_nbest` runs in this
+    process meanwhile, was measured no faster on 2 cores at 1, 16 and 240 words a call, and slower
+    to start: 2026-12-06.)
     """
     cpus = os.cpu_count() or 1
-    if cpus == 1 or distinct_words < BESIDE_WORDS:
-        return 0
-    return min(cpus, MAX_PROCESSES) if distinct_words >= PROCESS_WORDS else 1
+    return min(cpus, MAX_PROCESSES) if cpus > 1 and distinct_words >= PROCESS_WORDS else 0
 
 
 class _WorkerPool:
@@ -443,7 +441,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
 
     1. the neural beam's ``beam_size`` best (a ``ctc`` model: its one-pass output) and the joint
        model's ``joint_nbest_size`` best per source (the joint model decodes at the same time,
-       in a worker process on a machine with several CPUs: :func:`worker_processes`);
+       in a second thread, or in worker processes for large calls: :func:`worker_processes`);
     2. :func:`combine` for every weight in ``weights``: the beam's candidates keep the beam's own
        ``log p``; only the joint model's other candidates are scored by teacher forcing.
 
@@ -462,7 +460,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     check_char_sources(decoder.config.data)
     ids = decoder.encode_sources(sources)
     words = ["".join(s) for s in sources]
-    # the joint model decodes (in worker processes: worker_processes) while this process runs the network
+    # the joint model decodes in the joint thread (or its worker processes) while the network runs
     listing = _joint_thread().submit(joint_model.nbest, words, nbest=joint_nbest_size, beam=joint_beam)
     if getattr(getattr(decoder, "model", None), "objective", "") == "ctc":  # one pass; CTCScorer scores all
         neural, known = [[hyp] for hyp in decoder.predict_ids(ids)], None
