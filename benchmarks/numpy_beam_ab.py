@@ -32,11 +32,12 @@ def load_revision(rev: str):
     """``biseq.numpy_decoding`` as it was at ``rev``, as a separate module."""
     source = subprocess.run(["git", "show", f"{rev}:src/biseq/numpy_decoding.py"], check=True, capture_output=True,
                             text=True, cwd=Path(__file__).resolve().parent.parent).stdout
-    path = Path(tempfile.mkdtemp()) / "numpy_decoding_base.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("numpy_decoding_base", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:  # read once, at exec_module
+        path = Path(folder) / "numpy_decoding_base.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("numpy_decoding_base", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 

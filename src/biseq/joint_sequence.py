@@ -225,7 +225,7 @@ def worker_processes(distinct_words: int) -> int:
 
 
 class _WorkerPool:
-    """``jobs`` processes running :mod:`biseq.joint_worker` on one model, started once and kept.
+    """``processes`` processes running :mod:`biseq.joint_worker` on one model, started once and kept.
 
     Plain subprocesses speaking JSON lines over their standard input and output: unlike
     ``multiprocessing``'s spawn they never re-import the user's main script, and unlike fork they
@@ -233,7 +233,7 @@ class _WorkerPool:
     process exiting, or dying).
     """
 
-    def __init__(self, path: str, jobs: int) -> None:
+    def __init__(self, path: str, processes: int) -> None:
         import sys
         import threading
 
@@ -241,7 +241,7 @@ class _WorkerPool:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH"))
                                                            if p)}
         self.lock = threading.Lock()
-        self.errors = [tempfile.TemporaryFile() for _ in range(jobs)]  # a pipe nobody reads could fill up
+        self.errors = [tempfile.TemporaryFile() for _ in range(processes)]  # a pipe nobody reads could fill up
         self.workers = [subprocess.Popen([sys.executable, "-m", "biseq.joint_worker", path], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=errors, env=env, text=True, encoding="utf-8")
                         for errors in self.errors]
@@ -305,12 +305,12 @@ class _WorkerPool:
 _POOLS: dict[tuple[str, int], _WorkerPool] = {}  # started once per (model, processes), closed at exit
 
 
-def _worker_pool(path: str, jobs: int) -> _WorkerPool:
-    pool = _POOLS.get((path, jobs))
+def _worker_pool(path: str, processes: int) -> _WorkerPool:
+    pool = _POOLS.get((path, processes))
     if pool is None:
         import atexit
 
-        pool = _POOLS[path, jobs] = _WorkerPool(path, jobs)
+        pool = _POOLS[path, processes] = _WorkerPool(path, processes)
         atexit.register(pool.close)
     return pool
 

@@ -172,9 +172,11 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
                 state["failed"] = f"{type(error).__name__}: {error}"
                 log.exception("biseq serve: loading %s failed", g2p.name)
 
+        warming = None
         if load_before_serving:
             await warm()
-        warming = None if load_before_serving else asyncio.create_task(warm())
+        else:
+            warming = asyncio.create_task(warm())
         try:
             yield
         finally:
