@@ -327,3 +327,37 @@ def test_a_system_rebuilt_from_another_systems_parts_answers_alike(toy_system, t
     mine, theirs = load(again.root).predict(words, nbest=2), load(out).predict(words, nbest=2)
     assert [[p.phones for p in r.pronunciations] for r in mine] == [[p.phones for p in r.pronunciations]
                                                                     for r in theirs]
+
+
+def test_a_system_skips_the_joint_search_for_words_its_network_is_sure_of(toy_system, tmp_path):
+    """``skip_joint_above``: sure words keep the network's answer, the others the combination's; the
+    CLI and the API agree; nbest > 1 searches every word; a bad value in system.json is named."""
+    _, run, out = toy_system
+    words = toy_words(40, seed=11)
+    plain = load(out)
+    net = plain.numpy_decoder
+    beams = net.beam_nbest_ids(net.encode_sources([net.tokenize_source(w) for w in words]), beam_size=1, nbest=1)
+    per_token = np.array([h[0][2] / (len(h[0][0]) + 1) for h in beams])
+    gate = float(np.exp(np.median(per_token)))  # half the words are sure
+    sure = per_token >= np.log(gate)
+    assert 0 < sure.sum() < len(words)
+    result = biseq("build-system", "--model", run, "--joint", run / "joint.fst", "--joint-weight", 0.5, "--beam", 1,
+                   "--skip-joint-above", gate, "--out", tmp_path / "gated")
+    assert result.returncode == 0, result.stderr
+    gated = load(tmp_path / "gated")
+    assert gated.system.config.skip_joint_above == pytest.approx(gate)
+    ungated = load(write_system(tmp_path / "ungated", models=[run], joint=run / "joint.fst", joint_weight=0.5,
+                                beam=1).root)
+    mine, combined = gated.predict(words), ungated.predict(words)
+    network = [net.target_text(net.target_vocab.decode(h[0][0])) for h in beams]
+    for word, r, c, n, s in zip(words, mine, combined, network, sure, strict=True):
+        assert r.phones == (n if s else c.phones), word
+    cli = biseq("predict", "--model", tmp_path / "gated", *words)
+    assert cli.stdout.splitlines() == [f"{w}\t{r.phones}" for w, r in zip(words, mine, strict=True)]
+    several = gated.predict(words, nbest=2)
+    assert [[p.phones for p in r.pronunciations] for r in several] == [
+        [p.phones for p in r.pronunciations] for r in ungated.predict(words, nbest=2)]
+    data = json.loads((tmp_path / "gated" / "system.json").read_text())
+    (tmp_path / "gated" / "system.json").write_text(json.dumps({**data, "skip_joint_above": 1.5}))
+    with pytest.raises(SystemDirError, match="skip_joint_above must be between 0 and 1"):
+        System.open(tmp_path / "gated")

@@ -1,5 +1,6 @@
 """The joint-sequence model (real Phonetisaurus binaries) and its combination with a neural model."""
 
+import math
 import os
 import subprocess
 import sys
@@ -254,6 +255,53 @@ def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_ru
         else:
             assert settled[i] == full[i]
     assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored
+
+
+def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_before(toy_run):
+    from biseq.joint_sequence import joint_nbest
+    from biseq.transducer import Transducer
+
+    _, _, out = toy_run
+    t, joint = Transducer.load(out), JointModel.find(out)
+    words = toy_words(400)[:40]
+    listed = joint.nbest(words, nbest=5)
+    vocab = t.target_vocab
+    asked: list[str] = []
+
+    class Spy:  # the joint model, recording the words it is asked to search
+        def nbest(self, ws, **kwargs):
+            asked.extend(ws)
+            return joint.nbest(ws, **kwargs)
+
+    class Network:  # sure of even words (token probability 0.95 each), unsure of odd ones (0.5)
+        config, encode_sources, target_vocab = t.config, t.encode_sources, vocab
+
+        def beam_nbest_ids(self, ids, *, beam_size, nbest, length_penalty):
+            out = []
+            for i in range(len(ids)):
+                hyp = vocab.encode(listed[i][0][0])[::-1]  # not the joint model's best
+                logp = (len(hyp) + 1) * math.log(0.95 if i % 2 == 0 else 0.5)
+                out.append([(hyp, logp / (len(hyp) + 1), logp)])
+            return out
+
+        def output_log_probs(self, sources, outputs):
+            return np.array([-0.5 * len(o) for o in outputs])
+
+    sources = [tuple(w) for w in words]
+    full = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5)[0.5]
+    assert asked == words
+    asked.clear()
+    gated = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5,
+                        skip_joint_above=0.9)[0.5]
+    assert asked == words[1::2]  # only the unsure words were searched
+    for i, hyps in enumerate(gated):
+        if i % 2 == 0:  # the network's answer alone, scored (1 - w) log p
+            mine = Network().beam_nbest_ids([sources[i]] * (i + 1), beam_size=1, nbest=1, length_penalty=1.0)[i][0]
+            assert hyps == [(vocab.decode(mine[0]), pytest.approx(0.5 * mine[2]))]
+        else:
+            assert hyps == full[i]
+    with pytest.raises(ValueError, match="skip_joint_above must be between 0 and 1"):
+        joint_nbest(Network(), Spy(), sources, weights=[0.5], skip_joint_above=1.5)
 
 
 def test_large_calls_spread_over_worker_processes_only_with_several_cpus(monkeypatch):

@@ -198,6 +198,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--joint", help="joint-sequence model file ('biseq joint-train'; or a system's joint.fst.xz)")
     bs.add_argument("--joint-weight", type=_weight, default=0.0, help="its weight in the combination")
     bs.add_argument("--joint-nbest", type=int, default=10)
+    bs.add_argument("--skip-joint-above", type=_weight, default=0.0, metavar="Q",
+                    help="one answer a word: a word whose network best has a geometric-mean token probability "
+                         "of at least Q keeps it without the joint model's search (0: none skipped)")
     bs.add_argument("--beam", type=int, default=5)
     bs.add_argument("--dictionary", help="pronouncing dictionary file (CMU format), or 'embedded' for the "
                                          "embedded CMU dictionary")
@@ -254,6 +257,10 @@ def _add_joint_arguments(parser: argparse.ArgumentParser, *, several: bool) -> N
     parser.add_argument("--joint-nbest", type=int, default=10, help="joint-model candidates per input (default 10)")
     parser.add_argument("--joint-beam", type=int, default=None, metavar="N",
                         help="the joint model's search beam (default 2000; Phonetisaurus's own default is 10000)")
+    parser.add_argument("--skip-joint-above", type=_weight, default=None, metavar="Q",
+                        help="one answer per input: an input whose neural best has a geometric-mean token "
+                             "probability of at least Q keeps it without the joint model's search (default: "
+                             "the system's setting, else 0: every input is searched)")
 
 
 def _weight(text: str) -> float:
@@ -280,8 +287,10 @@ def _joint_decode(args: argparse.Namespace, transducer, sources, weights: list[f
         raise UsageError(f"--joint-beam must be at least 1, got {args.joint_beam}")
     joint = JointModel.find(args.joint or args.model[0])
     beam = {} if args.joint_beam is None else {"joint_beam": args.joint_beam}
+    one_answer = getattr(args, "nbest", 1) == 1
     return joint_nbest(transducer, joint, sources, weights=weights, beam_size=max(args.beam, 1),
-                       joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty, **beam)
+                       joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty,
+                       skip_joint_above=(args.skip_joint_above or 0.0) if one_answer else 0.0, **beam)
 
 
 def _train_config(args: argparse.Namespace):
@@ -438,6 +447,8 @@ def _load_for_decoding(args: argparse.Namespace):
             several = args.command == "evaluate"
             args.joint_weight = [config.joint_weight] if several else config.joint_weight
             args.joint, args.joint_nbest = str(system.joint_path), config.joint_nbest
+            if args.skip_joint_above is None:
+                args.skip_joint_above = config.skip_joint_above
         paths = [str(p) for p in system.model_paths]
     else:
         paths = args.model
@@ -578,7 +589,8 @@ def cmd_build_system(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.card}: not a readable JSON model card ({err})") from None
     dictionary = default_cmudict_path() if args.dictionary == "embedded" else args.dictionary
     system = write_system(args.out, models=args.model, joint=args.joint, joint_weight=args.joint_weight,
-                          joint_nbest=args.joint_nbest, beam=args.beam, dictionary=dictionary, name=args.name,
+                          joint_nbest=args.joint_nbest, skip_joint_above=args.skip_joint_above, beam=args.beam,
+                          dictionary=dictionary, name=args.name,
                           card=card, compact=args.compact)
     size = sum(f.stat().st_size for f in system.root.rglob("*") if f.is_file())
     print(f"system {system.name!r} written to {system.root}/ ({size / 1e6:.1f} MB): "

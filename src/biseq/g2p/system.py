@@ -44,6 +44,9 @@ class SystemConfig(_Section):
         models: model directories relative to the system directory; several decode as an ensemble.
         joint: the joint-sequence model file (``""``: none); combined at ``joint_weight`` over
             ``joint_nbest`` of its candidates and the neural beam's ``beam`` best.
+        skip_joint_above: one answer a word: a word whose network best has a geometric-mean token
+            probability of at least this keeps it without the joint model's search (0: none skipped;
+            :func:`biseq.joint_sequence.joint_nbest`).
         dictionary: the pronouncing dictionary file (``""``: none).
         expand_numbers: spell out numbers in text (``G2P.__call__``).
         card: the model card (data, licence, scores), free-form.
@@ -57,6 +60,7 @@ class SystemConfig(_Section):
     joint: str = ""
     joint_weight: float = 0.0
     joint_nbest: int = 10
+    skip_joint_above: float = 0.0
     beam: int = 5
     length_penalty: float = 1.0
     dictionary: str = ""
@@ -72,6 +76,8 @@ class SystemConfig(_Section):
             raise ConfigError(f"system.models must list at least one model directory. Received: {self.models!r}")
         if not 0.0 <= self.joint_weight <= 1.0:
             raise ConfigError(f"system.joint_weight must be between 0 and 1. Received: {self.joint_weight}")
+        if not 0.0 <= self.skip_joint_above <= 1.0:
+            raise ConfigError(f"system.skip_joint_above must be between 0 and 1. Received: {self.skip_joint_above}")
         if self.beam < 1 or self.joint_nbest < 1:
             raise ConfigError(f"system.beam and system.joint_nbest must be at least 1. Received: {self.beam}, "
                               f"{self.joint_nbest}")
@@ -164,7 +170,7 @@ def bundled_path() -> Path:
 
 
 def write_system(out: str | Path, *, models: list[str | Path], joint: str | Path | None = None,
-                 joint_weight: float = 0.0, joint_nbest: int = 10, beam: int = 5,
+                 joint_weight: float = 0.0, joint_nbest: int = 10, skip_joint_above: float = 0.0, beam: int = 5,
                  dictionary: str | Path | None = None, name: str = "", card: dict[str, Any] | None = None,
                  compact: bool = False) -> System:
     """Assemble a system directory at ``out`` (a new directory; written in a temporary one, then renamed).
@@ -218,7 +224,8 @@ def write_system(out: str | Path, *, models: list[str | Path], joint: str | Path
             with opener(dictionary, "rb") as src, gzip.open(work / dict_name, "wb", compresslevel=9) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         config = SystemConfig(name=name or out.name, models=tuple(names), joint=joint_name,
-                              joint_weight=joint_weight if joint_name else 0.0, joint_nbest=joint_nbest, beam=beam,
+                              joint_weight=joint_weight if joint_name else 0.0, joint_nbest=joint_nbest,
+                              skip_joint_above=skip_joint_above if joint_name else 0.0, beam=beam,
                               dictionary=dict_name, card=dict(card or {}))
         data = config.to_dict()
         data["models"] = list(data["models"])
