@@ -11,7 +11,7 @@ least Q keeps it without the joint model's search. For each Q (0: every word sea
 reference) this scores the words and times the whole combination (network, joint n-best, scoring)
 on the NumPy path (``biseq.load``'s for up to 256 words a call) in calls of ``--call-words`` words,
 each setting once to warm up on the first quarter, then timed; the settings alternate over
-``--rounds`` rounds and the fastest round counts. Defaults: the bundled English system on its own
+``--rounds`` rounds (0: accuracy only) and the fastest round counts. Defaults: the bundled English system on its own
 held-out words (bundled.toml's split, stress kept). ``--system runs/g014b2b-distill-data/teacher
 --data ../shared/data/g014b2b/g014b2b.train --split dev`` checks the same gate on another model and
 split, not used to choose it.
@@ -91,10 +91,10 @@ def main() -> None:
             started = time.perf_counter()
             in_calls(g)
             rows[g]["seconds"].append(round(time.perf_counter() - started, 2))
-    base = min(rows[gates[0]]["seconds"])
     for g in gates:
-        rows[g]["words_per_second"] = round(len(sources) / min(rows[g]["seconds"]), 1)
-        rows[g]["speed_over_first_ratio"] = round(base / min(rows[g]["seconds"]), 3)
+        if args.rounds:
+            rows[g]["words_per_second"] = round(len(sources) / min(rows[g]["seconds"]), 1)
+            rows[g]["speed_over_first_ratio"] = round(min(rows[gates[0]]["seconds"]) / min(rows[g]["seconds"]), 3)
         print(rows[g], flush=True)
     result = {"system": args.system or "bundled", "data": args.data or "bundled held-out words", "split": args.split,
               "words": len(sources), "beam": config.beam, "joint_nbest": config.joint_nbest, "joint_weight": weight,

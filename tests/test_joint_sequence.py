@@ -257,7 +257,8 @@ def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_ru
     assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored
 
 
-def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_before(toy_run):
+def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_before(toy_run, monkeypatch):
+    from biseq import joint_sequence as js
     from biseq.joint_sequence import joint_nbest
     from biseq.transducer import Transducer
 
@@ -269,16 +270,16 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
     asked: list[str] = []
 
     class Spy:  # the joint model, recording the words it is asked to search
-        def nbest(self, ws, **kwargs):
+        def nbest(self, ws, *, processes=None, **kwargs):
             asked.extend(ws)
-            return joint.nbest(ws, **kwargs)
+            return joint.nbest(ws, processes=0, **kwargs)
 
     class Network:  # sure of even words (token probability 0.95 each), unsure of odd ones (0.5)
         config, encode_sources, target_vocab = t.config, t.encode_sources, vocab
 
         def beam_nbest_ids(self, ids, *, beam_size, nbest, length_penalty):
             out = []
-            for i in range(len(ids)):
+            for i in (position[tuple(s)] for s in ids):
                 hyp = vocab.encode(listed[i][0][0])[::-1]  # not the joint model's best
                 logp = (len(hyp) + 1) * math.log(0.95 if i % 2 == 0 else 0.5)
                 out.append([(hyp, logp / (len(hyp) + 1), logp)])
@@ -288,6 +289,7 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
             return np.array([-0.5 * len(o) for o in outputs])
 
     sources = [tuple(w) for w in words]
+    position = {tuple(s): i for i, s in enumerate(t.encode_sources(sources))}
     full = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5)[0.5]
     assert asked == words
     asked.clear()
@@ -296,10 +298,19 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
     assert asked == words[1::2]  # only the unsure words were searched
     for i, hyps in enumerate(gated):
         if i % 2 == 0:  # the network's answer alone, scored (1 - w) log p
-            mine = Network().beam_nbest_ids([sources[i]] * (i + 1), beam_size=1, nbest=1, length_penalty=1.0)[i][0]
+            mine = Network().beam_nbest_ids(t.encode_sources([sources[i]]), beam_size=1, nbest=1,
+                                            length_penalty=1.0)[0][0]
             assert hyps == [(vocab.decode(mine[0]), pytest.approx(0.5 * mine[2]))]
         else:
             assert hyps == full[i]
+    # a call large enough for worker processes: the network in chunks, each chunk's unsure words searched
+    # while it reads the next; the same answers
+    monkeypatch.setattr(js, "worker_processes", lambda count: 2)
+    monkeypatch.setattr(js, "GATE_CHUNK", 7)
+    asked.clear()
+    chunked = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5,
+                          skip_joint_above=0.9)[0.5]
+    assert chunked == gated and asked == words[1::2]
     with pytest.raises(ValueError, match="skip_joint_above must be between 0 and 1"):
         joint_nbest(Network(), Spy(), sources, weights=[0.5], skip_joint_above=1.5)
 

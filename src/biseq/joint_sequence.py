@@ -434,6 +434,46 @@ def _joint_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="biseq-joint")
 
 
+GATE_CHUNK = 256  # with worker processes: sources a network call reads before their joint search starts
+
+
+def _beam_candidates(decoder, ids, *, beam_size: int, length_penalty: float):
+    """The beam's candidates per source and their ``log p``: ``(neural, known)`` as :func:`combine` reads them."""
+    beams = decoder.beam_nbest_ids(ids, beam_size=beam_size, nbest=beam_size, length_penalty=length_penalty)
+    return [[hyp for hyp, _, _ in hyps] for hyps in beams], [{tuple(hyp): logp for hyp, _, logp in hyps}
+                                                              for hyps in beams]
+
+
+def _gated(decoder, joint_model: JointModel, ids, words: list[str], *, gate: float, beam_size: int,
+           length_penalty: float, joint_nbest_size: int, joint_beam: int):
+    """:func:`joint_nbest`'s candidates when the network is trusted above ``gate``: ``(neural, known, listed)``.
+
+    A sure source keeps only its neural best and gets no joint candidates. For a call large enough
+    for worker processes (:func:`worker_processes`) the network reads ``GATE_CHUNK`` sources at a
+    time and the workers search each chunk's unsure sources while the network reads the next (the
+    NumPy path's encoder cache then keeps only the last chunk's encodings for the scoring); else the
+    network reads them all, then this process searches the unsure ones.
+    """
+    processes = worker_processes(len(set(words)))
+    chunk = GATE_CHUNK if processes else max(len(ids), 1)
+    neural, known, pending = [], [], []
+    for start in range(0, len(ids), chunk):
+        mine, logps = _beam_candidates(decoder, ids[start: start + chunk], beam_size=beam_size,
+                                       length_penalty=length_penalty)
+        sure = [bool(hyps) and logps[i][tuple(hyps[0])] >= (len(hyps[0]) + 1) * math.log(gate)
+                for i, hyps in enumerate(mine)]
+        unsure = [words[start + i] for i, s in enumerate(sure) if not s]
+        pending.append((sure, _joint_thread().submit(joint_model.nbest, unsure, nbest=joint_nbest_size,
+                                                     beam=joint_beam, processes=processes)))
+        neural.extend(hyps[:1] if s else hyps for hyps, s in zip(mine, sure, strict=True))
+        known.extend(logps)
+    listed = []
+    for sure, future in pending:
+        searched = iter(future.result())
+        listed.extend([] if s else next(searched) for s in sure)
+    return neural, known, listed
+
+
 def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str]], *, weights: Sequence[float],
                 beam_size: int = 5, joint_nbest_size: int = 10, length_penalty: float = 1.0,
                 joint_beam: int = JOINT_BEAM, settle_agreement: bool = False, skip_joint_above: float = 0.0
@@ -472,31 +512,22 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     ids = decoder.encode_sources(sources)
     words = ["".join(s) for s in sources]
     ctc = getattr(getattr(decoder, "model", None), "objective", "") == "ctc"
-    gated = skip_joint_above > 0 and not ctc and not getattr(decoder, "rescores", False)
-    # the joint model decodes in the joint thread (or its worker processes) while the network runs;
-    # when gated, after it, on the sources the network is not sure of
-    listing = None if gated else _joint_thread().submit(joint_model.nbest, words, nbest=joint_nbest_size,
-                                                        beam=joint_beam)
-    if ctc:  # one pass; CTCScorer scores all
-        neural, known = [[hyp] for hyp in decoder.predict_ids(ids)], None
-    elif getattr(decoder, "rescores", False):  # a twin: its n-best scores are not one decoder's log p
-        found = decoder.predict_nbest_ids(ids, beam_size=beam_size, nbest=beam_size,
-                                          length_penalty=length_penalty)
-        neural, known = [[hyp for hyp, _ in hyps] for hyps in found], None
+    if skip_joint_above > 0 and not ctc and not getattr(decoder, "rescores", False):
+        neural, known, listed = _gated(decoder, joint_model, ids, words, gate=skip_joint_above, beam_size=beam_size,
+                                       length_penalty=length_penalty, joint_nbest_size=joint_nbest_size,
+                                       joint_beam=joint_beam)
     else:
-        beams = decoder.beam_nbest_ids(ids, beam_size=beam_size, nbest=beam_size, length_penalty=length_penalty)
-        neural = [[hyp for hyp, _, _ in hyps] for hyps in beams]
-        known = [{tuple(hyp): logp for hyp, _, logp in hyps} for hyps in beams]
-    if listing is not None:
+        # the joint model decodes in the joint thread (or its worker processes) while the network runs
+        listing = _joint_thread().submit(joint_model.nbest, words, nbest=joint_nbest_size, beam=joint_beam)
+        if ctc:  # one pass; CTCScorer scores all
+            neural, known = [[hyp] for hyp in decoder.predict_ids(ids)], None
+        elif getattr(decoder, "rescores", False):  # a twin: its n-best scores are not one decoder's log p
+            found = decoder.predict_nbest_ids(ids, beam_size=beam_size, nbest=beam_size,
+                                              length_penalty=length_penalty)
+            neural, known = [[hyp for hyp, _ in hyps] for hyps in found], None
+        else:
+            neural, known = _beam_candidates(decoder, ids, beam_size=beam_size, length_penalty=length_penalty)
         listed = listing.result()
-    else:
-        sure = [bool(hyps) and hyps[0][2] >= (len(hyps[0][0]) + 1) * math.log(skip_joint_above) for hyps in beams]
-        unsure = [i for i, s in enumerate(sure) if not s]
-        searched = iter(joint_model.nbest([words[i] for i in unsure], nbest=joint_nbest_size, beam=joint_beam))
-        listed = [[] if s else next(searched) for s in sure]
-        for i, s in enumerate(sure):
-            if s:
-                neural[i] = neural[i][:1]
     vocab = decoder.target_vocab
     joint = [[(vocab.encode(tokens, warn=False), cost) for tokens, cost in hyps
               if all(t in vocab for t in tokens)] for hyps in listed]
