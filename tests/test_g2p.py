@@ -354,6 +354,8 @@ def test_a_system_skips_the_joint_search_for_words_its_network_is_sure_of(toy_sy
         assert r.phones == (n if s else c.phones), word
     cli = biseq("predict", "--model", tmp_path / "gated", *words)
     assert cli.stdout.splitlines() == [f"{w}\t{r.phones}" for w, r in zip(words, mine, strict=True)]
+    info = biseq("info", "--model", tmp_path / "gated")
+    assert f"skipped for words the network is sure of (geometric-mean token probability >= {gate:g})" in info.stdout
     several = gated.predict(words, nbest=2)
     assert [[p.phones for p in r.pronunciations] for r in several] == [
         [p.phones for p in r.pronunciations] for r in ungated.predict(words, nbest=2)]

@@ -714,8 +714,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"system: {system.name} ({system.root})")
         parts = [f"{len(paths)} model(s), beam {c.beam}"]
         if system.joint_path is not None:
+            skip = (f", skipped for words the network is sure of (geometric-mean token probability >= "
+                    f"{c.skip_joint_above:g})" if c.skip_joint_above else "")
             parts.append(f"joint-sequence model {system.joint_path.name} at weight {c.joint_weight:g} "
-                         f"over {c.joint_nbest} candidates")
+                         f"over {c.joint_nbest} candidates{skip}")
         if system.dictionary_path is not None:
             parts.append(f"dictionary {system.dictionary_path.name}")
         print("components: " + "; ".join(parts))
