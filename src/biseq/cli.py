@@ -370,8 +370,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     source = config.data.path or (
         "the embedded CMU Pronouncing Dictionary" + (" (stress stripped)" if config.data.strip_stress else ""))
     limit = config.train.time_limit_minutes
+    from biseq.allocator import allocator_name
+
     print(f"biseq train: {source} -> {out}" + (f" (time limit {limit:g} min; --time-limit 0 for none)"
-                                                if limit else ""))
+                                                if limit else "")
+          + ("; memory allocator: tcmalloc" if allocator_name() == "tcmalloc" else ""))
     if shard.devices > 1:
         print(f"data-parallel over {shard.devices} devices ({shard.count} process(es)), global batch "
               f"{config.train.batch_size}")
@@ -778,6 +781,10 @@ def _decoding_devices(devices: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if argv is None and args.command == "train":  # the command line, not a caller's process
+        from biseq.allocator import restart_under_tcmalloc
+
+        restart_under_tcmalloc(sys.argv[1:])  # a faster training step where tcmalloc is installed
     commands = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
                 "average": cmd_average, "joint-train": cmd_joint_train, "lexicon": cmd_lexicon,
                 "build-system": cmd_build_system, "serve": cmd_serve}
