@@ -38,11 +38,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--library", default="", help="the tcmalloc library (default: found as biseq train finds it)")
     parser.add_argument("--json", default="benchmarks/allocator_ab.json")
     args = parser.parse_args()
     from biseq.allocator import find_tcmalloc
 
-    library = find_tcmalloc()
+    library = args.library or find_tcmalloc()
     if library is None:
         sys.exit("no tcmalloc library found (apt-get install libtcmalloc-minimal4)")
     runs: dict[str, list[float]] = {"glibc": [], "tcmalloc": []}
