@@ -257,8 +257,7 @@ def test_settled_agreement_keeps_the_shared_best_and_scores_only_the_rest(toy_ru
     assert 0 < net.scored < scored_full  # the agreed words' other candidates were not scored
 
 
-def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_before(toy_run, monkeypatch):
-    from biseq import joint_sequence as js
+def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_before(toy_run):
     from biseq.joint_sequence import joint_nbest
     from biseq.transducer import Transducer
 
@@ -270,9 +269,9 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
     asked: list[str] = []
 
     class Spy:  # the joint model, recording the words it is asked to search
-        def nbest(self, ws, *, processes=None, **kwargs):
+        def nbest(self, ws, **kwargs):
             asked.extend(ws)
-            return joint.nbest(ws, processes=0, **kwargs)
+            return joint.nbest(ws, **kwargs)
 
     class Network:  # sure of even words (token probability 0.95 each), unsure of odd ones (0.5)
         config, encode_sources, target_vocab = t.config, t.encode_sources, vocab
@@ -303,14 +302,6 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
             assert hyps == [(vocab.decode(mine[0]), pytest.approx(0.5 * mine[2]))]
         else:
             assert hyps == full[i]
-    # a call large enough for worker processes: the network in chunks, each chunk's unsure words searched
-    # while it reads the next; the same answers
-    monkeypatch.setattr(js, "worker_processes", lambda count: 2)
-    monkeypatch.setattr(js, "GATE_CHUNK", 7)
-    asked.clear()
-    chunked = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5,
-                          skip_joint_above=0.9)[0.5]
-    assert chunked == gated and asked == words[1::2]
     with pytest.raises(ValueError, match="skip_joint_above must be between 0 and 1"):
         joint_nbest(Network(), Spy(), sources, weights=[0.5], skip_joint_above=1.5)
 

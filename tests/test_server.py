@@ -173,6 +173,7 @@ def test_health_model_page_and_docs(client):
     assert health["batching"]["batches"] >= 1
     model = client.get("/v1/model").json()
     assert any("<-" in line for line in model["routing"]) and model["joint_sequence"]["weight"] == 0.4
+    assert model["joint_sequence"]["skip_above"] == 0.9
     assert "task" in model["card"] and model["dictionary_words"] > 100_000
     page = client.get("/")
     assert page.status_code == 200 and 'id="heatmap"' in page.text

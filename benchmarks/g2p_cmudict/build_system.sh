@@ -26,7 +26,7 @@ fi
   --joint runs/joint-bundled/joint.fst --joint-weight "$weights"
 rm -rf "$out.new"
 "$biseq" build-system --model "$run-avg" --joint runs/joint-bundled/joint.fst --joint-weight "$weight" \
-  --beam 1 --joint-nbest 5 --dictionary embedded --compact --name "biseq English G2P (CMUdict)" \
+  --beam 1 --joint-nbest 5 --skip-joint-above 0.9 --dictionary embedded --compact --name "biseq English G2P (CMUdict)" \
   --card benchmarks/g2p_cmudict/card.json --out "$out.new"
 rm -rf "$out.old"
 if [ -d "$out" ]; then mv "$out" "$out.old"; fi

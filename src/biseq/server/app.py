@@ -240,7 +240,8 @@ def create_app(g2p: G2P, *, settings: ServeConfig | None = None, warm_up: bool =
         decoder = g2p.decoder
         first = getattr(decoder, "members", [decoder])[0]
         return {"name": g2p.name, "card": config.card, "models": len(g2p.system.model_paths),
-                "joint_sequence": {"weight": config.joint_weight, "nbest": config.joint_nbest}
+                "joint_sequence": {"weight": config.joint_weight, "nbest": config.joint_nbest,
+                                   "skip_above": config.skip_joint_above}
                 if g2p.system.joint_path is not None else None,
                 "beam": config.beam, "dictionary_words": len(g2p.dictionary),
                 "routing": first.model.routing(), "limits": settings.to_dict()}
