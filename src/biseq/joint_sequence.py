@@ -480,7 +480,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     ``q`` (``exp(log p / (tokens + 1))``, ``</s>`` counted) keeps that answer without the joint
     model's search, scored ``(1 - w) log p``. Only a decoder whose beam reports its own ``log p``
     (not a ``ctc`` model, not a twin) is gated; others search every source. On the bundled system's
-    held-out words ``q = 0.9`` skips ~45 % of the words at the same WER
+    held-out words ``q = 0.9`` skips 42 % of the words at the same WER (24.39 % against 24.46 %)
     (``benchmarks/joint_gate.json``).
 
     Args:
