@@ -70,3 +70,40 @@ def test_models_with_different_vocabularies_are_refused():
                        source_vocab=Vocabulary.build([list("xyz")]), target_vocab=a.target_vocab)
     with pytest.raises(EnsembleError, match="Model 2 has a different source vocabulary"):
         Ensemble([a, other])
+
+
+def test_members_with_the_same_symbols_in_another_order_decode_in_their_own_ids():
+    """Vocabularies built by frequency on other data order the same symbols differently: each member
+    reads and scores in its own ids, and the ensemble is the mean of the members' probabilities."""
+    from biseq.transducer import Transducer
+    from biseq.vocabulary import Vocabulary
+
+    a, b = _models(2)
+
+    def shuffled(vocab):
+        symbols = vocab.to_list()
+        return Vocabulary(symbols[:4] + symbols[4:][::-1])
+
+    other = Transducer(config=b.config, source_vocab=shuffled(b.source_vocab), target_vocab=shuffled(b.target_vocab))
+    other.model.set_weights(b.model.get_weights())  # b's weights, read through other ids: another model
+    ensemble = Ensemble([a, other])
+    ensemble.config = ensemble.config.replace(train={"max_decode_length": 12})
+    sources = ensemble.encode_sources(SOURCES)
+    found = ensemble.predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)
+    outputs = [n[0][0] for n in found]
+    score = np.array([n[0][1] for n in found])
+    tmap = np.array([other.target_vocab.id(s) for s in a.target_vocab.to_list()])
+    smap = np.array([other.source_vocab.id(s) for s in a.source_vocab.to_list()])
+    la, target, weight = _teacher_forced_log_probs(a, sources, outputs)
+    lo, _, _ = _teacher_forced_log_probs(other, [[int(smap[t]) for t in s] for s in sources],
+                                         [[int(tmap[t]) for t in o] for o in outputs])
+    weight = np.array(weight)
+    for row, out in enumerate(outputs):
+        if len(out) == 12:
+            weight[row, 12] = 0
+    mean = np.logaddexp(la, lo[..., tmap]) - np.log(2)  # other's log-probs in a's order
+    picked = np.take_along_axis(mean, np.asarray(target)[..., None].astype(int), axis=-1)[..., 0]
+    np.testing.assert_allclose(score, (picked * weight).sum(-1), rtol=1e-4, atol=1e-4)
+    ended = [row for row, out in enumerate(outputs) if len(out) < 12]
+    np.testing.assert_allclose(ensemble.output_log_probs([sources[r] for r in ended], [outputs[r] for r in ended]),
+                               score[ended], rtol=1e-4, atol=1e-4)

@@ -2,8 +2,9 @@
 
 At every step each model scores the next token; the ensemble's log-probability is
 ``log(mean_m p_m(token))`` (the models' probabilities averaged). Greedy is beam size 1.
-The models must share their vocabularies (e.g. several runs, or configurations, trained
-on the same data); each keeps its own architecture, state routing and attention.
+The models must share their vocabularies' symbols (e.g. several runs, or configurations, trained
+on the same data), in any order: ids are mapped to each model's own; each keeps its own
+architecture, state routing and attention.
 
 :func:`decode_entries` decodes corpus entries with one model or an ensemble alike.
 """
@@ -30,8 +31,11 @@ class EnsembleError(ValueError):
 class EnsembleSearch(SearchModel):
     """Beam search (greedy at ``beam_size=1``) over the averaged next-token distributions of several models.
 
+    ``source_maps`` / ``target_maps``: per model, ``[V1]`` int arrays mapping the first model's ids
+    to that model's (``None``: the same ids).
+
     Call arguments:
-        source: ``[B, S]`` int source ids (0-padded), the same ids for every model.
+        source: ``[B, S]`` int source ids of the first model (0-padded).
 
     Returns:
         ``(sequences [B, K, L], scores [B, K], log_probs [B, K])``, best first (see
@@ -39,24 +43,30 @@ class EnsembleSearch(SearchModel):
     """
 
     def __init__(self, models: Sequence[Seq2Seq], *, beam_size: int = 5, length_penalty: float = 1.0,
-                 max_length: int = 0, **kwargs) -> None:
+                 max_length: int = 0, source_maps: Sequence[np.ndarray | None] | None = None,
+                 target_maps: Sequence[np.ndarray | None] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         for model in models:
             check_generates(model, 0)
         self.members = list(models)
+        self.source_maps = list(source_maps or [None] * len(self.members))
+        self.target_maps = list(target_maps or [None] * len(self.members))
         self.beam_size, self.length_penalty, self.max_length = beam_size, length_penalty, max_length
 
     def call(self, source):
         k = self.beam_size
         batch, width = ops.shape(source)[0], ops.shape(source)[1]
-        started = [start_decoding(m, source, repeat=k) for m in self.members]
+        started = [start_decoding(m, source if smap is None else ops.take(ops.convert_to_tensor(smap), source),
+                                  repeat=k) for m, smap in zip(self.members, self.source_maps, strict=True)]
         log_n = math.log(len(self.members))
 
         def step(tokens, states):
             new_states, log_probs = [], []
-            for (decoder, _, bundle), state in zip(started, states, strict=True):
-                logits, state = decoder.step(tokens, state, bundle)
-                log_probs.append(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
+            for (decoder, _, bundle), state, tmap in zip(started, states, self.target_maps, strict=True):
+                own = tokens if tmap is None else ops.take(ops.convert_to_tensor(tmap), tokens)
+                logits, state = decoder.step(own, state, bundle)
+                logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+                log_probs.append(logp if tmap is None else ops.take(logp, ops.convert_to_tensor(tmap), axis=-1))
                 new_states.append(state)
             mean = ops.logsumexp(ops.stack(log_probs), axis=0) - log_n
             return mean, tuple(new_states)
@@ -80,11 +90,15 @@ class Ensemble:
         if not transducers:
             raise EnsembleError("An ensemble needs at least one model.")
         first = transducers[0]
+        self.maps: dict[str, list[np.ndarray | None]] = {"source": [None], "target": [None]}
         for i, t in enumerate(transducers[1:], start=2):
             for side in ("source", "target"):
-                if getattr(t, f"{side}_vocab").to_list() != getattr(first, f"{side}_vocab").to_list():
+                mine, theirs = getattr(first, f"{side}_vocab").to_list(), getattr(t, f"{side}_vocab").to_list()
+                if sorted(mine) != sorted(theirs):
                     raise EnsembleError(f"Model {i} has a different {side} vocabulary from model 1; ensembled "
-                                        "models must be trained on the same data (same symbols, same order).")
+                                        "models must be trained on the same data (the same symbols).")
+                own = {symbol: j for j, symbol in enumerate(theirs)}  # the same symbols, maybe another order
+                self.maps[side].append(None if mine == theirs else np.array([own[x] for x in mine], np.int32))
         self.members = list(transducers)
         self.config, self.source_vocab, self.target_vocab = first.config, first.source_vocab, first.target_vocab
         self._searches: dict[tuple[int, float], EnsembleSearch] = {}
@@ -94,7 +108,8 @@ class Ensemble:
         if key not in self._searches:
             self._searches[key] = EnsembleSearch([t.model for t in self.members], beam_size=beam_size,
                                                  length_penalty=length_penalty,
-                                                 max_length=self.config.train.max_decode_length)
+                                                 max_length=self.config.train.max_decode_length,
+                                                 source_maps=self.maps["source"], target_maps=self.maps["target"])
         return self._searches[key]
 
     def encode_sources(self, sources):
@@ -137,7 +152,8 @@ class Ensemble:
         members' probabilities (as :meth:`search` decodes), summed over tokens in log space."""
         if not sources:
             return np.zeros(0)
-        per_member = [m.token_log_probs(sources, outputs) for m in self.members]
+        per_member = [m.token_log_probs(_mapped(sources, smap), _mapped(outputs, tmap))
+                      for m, smap, tmap in zip(self.members, self.maps["source"], self.maps["target"], strict=True)]
         count = np.log(len(self.members))
         return np.array([float((np.logaddexp.reduce(np.stack(tokens), axis=0) - count).sum())
                          for tokens in zip(*per_member, strict=True)])
@@ -155,6 +171,11 @@ class Ensemble:
                                                                  length_penalty=length_penalty)]
 
     predict_nbest = Transducer.predict_nbest  # text in, n-best text out: the same steps as one model's
+
+
+def _mapped(sequences: Sequence[Sequence[int]], ids: np.ndarray | None) -> Sequence[Sequence[int]]:
+    """The sequences' ids in another model's vocabulary (``ids[i]``: its id of this one's ``i``)."""
+    return sequences if ids is None else [[int(ids[t]) for t in seq] for seq in sequences]
 
 
 def decode_entries(transducer: Transducer | Ensemble, entries: Sequence[Entry], *, batch_size: int = 256,
