@@ -28,22 +28,30 @@ def _teacher_forced_log_probs(transducer, sources, outputs):
     return ops.convert_to_numpy(ops.log_softmax(logits, axis=-1)), batch.decoder_target, batch.weight
 
 
-def test_ensemble_scores_are_the_log_of_the_mean_probability():
-    a, b = _models(2)
-    ensemble = Ensemble([a, b])
+def _greedy(ensemble):
+    """The ensemble's greedy outputs of SOURCES (at most 12 tokens) and their scores (log p)."""
     ensemble.config = ensemble.config.replace(train={"max_decode_length": 12})
     sources = ensemble.encode_sources(SOURCES)
     found = ensemble.predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)
-    outputs = [n[0][0] for n in found]
-    score = np.array([n[0][1] for n in found])
-    (la, target, weight), (lb, _, _) = (_teacher_forced_log_probs(m, sources, outputs) for m in (a, b))
+    return sources, [n[0][0] for n in found], np.array([n[0][1] for n in found])
+
+
+def _expected(mean, target, weight, outputs):
+    """``sum_t log p(target_t)`` under ``mean [N, T, V]``; no ``</s>`` for an output that never ended."""
     weight = np.array(weight)
     for row, out in enumerate(outputs):
         if len(out) == 12:  # never ended: no </s> in its score
             weight[row, 12] = 0
-    mean = np.logaddexp(la, lb) - np.log(2)
     picked = np.take_along_axis(mean, np.asarray(target)[..., None].astype(int), axis=-1)[..., 0]
-    np.testing.assert_allclose(score, (picked * weight).sum(-1), rtol=1e-4, atol=1e-4)
+    return (picked * weight).sum(-1)
+
+
+def test_ensemble_scores_are_the_log_of_the_mean_probability():
+    a, b = _models(2)
+    sources, outputs, score = _greedy(Ensemble([a, b]))
+    (la, target, weight), (lb, _, _) = (_teacher_forced_log_probs(m, sources, outputs) for m in (a, b))
+    mean = np.logaddexp(la, lb) - np.log(2)
+    np.testing.assert_allclose(score, _expected(mean, target, weight, outputs), rtol=1e-4, atol=1e-4)
     # and it differs from each member's own greedy output somewhere, or at least in score
     alone = [n[0][1] for n in Ensemble([a]).predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)]
     assert not np.allclose(alone, score)
@@ -87,23 +95,14 @@ def test_members_with_the_same_symbols_in_another_order_decode_in_their_own_ids(
     other = Transducer(config=b.config, source_vocab=shuffled(b.source_vocab), target_vocab=shuffled(b.target_vocab))
     other.model.set_weights(b.model.get_weights())  # b's weights, read through other ids: another model
     ensemble = Ensemble([a, other])
-    ensemble.config = ensemble.config.replace(train={"max_decode_length": 12})
-    sources = ensemble.encode_sources(SOURCES)
-    found = ensemble.predict_nbest_ids(sources, beam_size=1, length_penalty=0.0)
-    outputs = [n[0][0] for n in found]
-    score = np.array([n[0][1] for n in found])
+    sources, outputs, score = _greedy(ensemble)
     tmap = np.array([other.target_vocab.id(s) for s in a.target_vocab.to_list()])
     smap = np.array([other.source_vocab.id(s) for s in a.source_vocab.to_list()])
     la, target, weight = _teacher_forced_log_probs(a, sources, outputs)
     lo, _, _ = _teacher_forced_log_probs(other, [[int(smap[t]) for t in s] for s in sources],
                                          [[int(tmap[t]) for t in o] for o in outputs])
-    weight = np.array(weight)
-    for row, out in enumerate(outputs):
-        if len(out) == 12:
-            weight[row, 12] = 0
     mean = np.logaddexp(la, lo[..., tmap]) - np.log(2)  # other's log-probs in a's order
-    picked = np.take_along_axis(mean, np.asarray(target)[..., None].astype(int), axis=-1)[..., 0]
-    np.testing.assert_allclose(score, (picked * weight).sum(-1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(score, _expected(mean, target, weight, outputs), rtol=1e-4, atol=1e-4)
     ended = [row for row, out in enumerate(outputs) if len(out) < 12]
     np.testing.assert_allclose(ensemble.output_log_probs([sources[r] for r in ended], [outputs[r] for r in ended]),
                                score[ended], rtol=1e-4, atol=1e-4)
