@@ -134,7 +134,7 @@ def main() -> None:
             inputs = layer_inputs(*shape)
             xla, ffi = loss_and_grads(recurrence_jax.lstm_scan), loss_and_grads(scan)
             (value_x, grads_x), (value_f, grads_f) = xla(*inputs), ffi(*inputs)
-            error = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a))) for a, b in zip(grads_x, grads_f))
+            error = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a))) for a, b in zip(grads_x, grads_f, strict=True))
             if error > 1e-4 or abs(float(value_x) - float(value_f)) > 1e-4 * abs(float(value_x)):
                 sys.exit(f"{name}: the kernel's gradients differ from recurrence_jax's (max relative {error:.2e})")
             times: dict = {"xla_scan": [], "kernel": []}

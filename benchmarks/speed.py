@@ -22,7 +22,9 @@ Decoding (words/s, greedy and beam 5, batch 1 and 256) compares biseq's compiled
 style loop (``predict`` once per token) and PyTorch per-step ``nn.LSTM`` calls, on the
 unidirectional model (a bidirectional decoder cannot generate). The arithmetic limit is the measured
 float32 GEMM rate (numpy and JAX); each stack's share is its analytic FLOP rate over that peak.
-Each stack runs in its own process, so peak memory (RSS) is its own. Results are medians of
+Each stack runs in its own process, so peak memory (RSS) is its own; biseq's stacks run under the
+allocator ``biseq train`` picks (tcmalloc where installed, :mod:`biseq.allocator`; ``biseq_allocator`` in
+the JSON), the others under the default one (``--biseq-allocator system``: all under the default). Results are medians of
 ``--repeats`` timed passes; ratios are against biseq.
 
 biseq's main G2P recipe against OpenNMT-py (JSON section ``main_recipe_vs_opennmt``):
@@ -616,8 +618,22 @@ def child(name: str, args) -> None:
     print("RESULT " + json.dumps({"result": result, "rss_mib": rss}))
 
 
-def spawn(name: str, argv: list[str]):
-    proc = subprocess.run([sys.executable, __file__, "--child", name, *argv], capture_output=True, text=True)
+def child_environment(name: str, allocator: str) -> dict[str, str]:
+    """A biseq stack's environment: with ``allocator`` "auto", tcmalloc preloaded where ``biseq train`` would
+    preload it (:mod:`biseq.allocator`); the other stacks (and "system") keep the default allocator."""
+    env = dict(os.environ)
+    if allocator == "auto" and name.startswith("biseq") and not env.get("LD_PRELOAD"):
+        from biseq.allocator import find_tcmalloc
+
+        library = find_tcmalloc()
+        if library:
+            env["LD_PRELOAD"] = library
+    return env
+
+
+def spawn(name: str, argv: list[str], *, allocator: str = "system"):
+    proc = subprocess.run([sys.executable, __file__, "--child", name, *argv], capture_output=True, text=True,
+                          env=child_environment(name, allocator))
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -640,6 +656,9 @@ def main() -> None:
     parser.add_argument("--onmt-python", default="",
                         help="the OpenNMT-py environment's python (default: $ONMT_PYTHON, else "
                              "../onmt-venv/bin/python beside the checkout); stack skipped when missing")
+    parser.add_argument("--biseq-allocator", choices=("auto", "system"), default="auto",
+                        help="auto (default): biseq's stacks run under tcmalloc where `biseq train` would "
+                             "(biseq.allocator); system: every stack under the default allocator")
     parser.add_argument("--onmt-warmup-steps", type=int, default=20,
                         help="OpenNMT-py training steps left out of the timing")
     args = parser.parse_args()
@@ -675,11 +694,12 @@ def main() -> None:
             results[name] = {"error": "torch not installed (pip install -e '.[bench]')"}
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results[name] = spawn(name, argv)
+        results[name] = spawn(name, argv, allocator=args.biseq_allocator)
     gemm = results["gemm"].get("result", {})
     peak = max(gemm.values()) if gemm else float("nan")
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or ''}".strip(", "),
-              "keras_backend": os.environ["KERAS_BACKEND"], "gemm_gflops": gemm, "train": {}, "decode": {}}
+              "keras_backend": os.environ["KERAS_BACKEND"], "gemm_gflops": gemm, "train": {}, "decode": {},
+              "biseq_allocator": child_environment("biseq_main", args.biseq_allocator).get("LD_PRELOAD") or "system"}
     print("\nfloat32 GEMM peak (1024^3): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()))
     print("\n| training (seed architecture) | target tokens/s | s/epoch (121k pairs) | vs biseq | GFLOP/s | share of peak | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
