@@ -302,6 +302,10 @@ def test_confident_words_skip_the_joint_search_and_the_rest_are_combined_as_befo
             assert hyps == [(vocab.decode(mine[0]), pytest.approx(0.5 * mine[2]))]
         else:
             assert hyps == full[i]
+    asked.clear()
+    several = joint_nbest(Network(), Spy(), sources, weights=[0.5], beam_size=1, joint_nbest_size=5,
+                          skip_joint_above=0.9, answers=3)[0.5]
+    assert asked == words and several == full  # several answers a word: every word searched, as without the gate
     with pytest.raises(ValueError, match="skip_joint_above must be between 0 and 1"):
         joint_nbest(Network(), Spy(), sources, weights=[0.5], skip_joint_above=1.5)
 

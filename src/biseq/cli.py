@@ -287,10 +287,9 @@ def _joint_decode(args: argparse.Namespace, transducer, sources, weights: list[f
         raise UsageError(f"--joint-beam must be at least 1, got {args.joint_beam}")
     joint = JointModel.find(args.joint or args.model[0])
     beam = {} if args.joint_beam is None else {"joint_beam": args.joint_beam}
-    one_answer = getattr(args, "nbest", 1) == 1
     return joint_nbest(transducer, joint, sources, weights=weights, beam_size=max(args.beam, 1),
                        joint_nbest_size=args.joint_nbest, length_penalty=args.length_penalty,
-                       skip_joint_above=(args.skip_joint_above or 0.0) if one_answer else 0.0, **beam)
+                       skip_joint_above=args.skip_joint_above or 0.0, answers=getattr(args, "nbest", 1), **beam)
 
 
 def _train_config(args: argparse.Namespace):

@@ -461,8 +461,8 @@ def _gated(decoder, joint_model: JointModel, ids, words: list[str], *, gate: flo
 
 def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str]], *, weights: Sequence[float],
                 beam_size: int = 5, joint_nbest_size: int = 10, length_penalty: float = 1.0,
-                joint_beam: int = JOINT_BEAM, settle_agreement: bool = False, skip_joint_above: float = 0.0
-                ) -> dict[float, list[list[tuple[list[str], float]]]]:
+                joint_beam: int = JOINT_BEAM, settle_agreement: bool = False, skip_joint_above: float = 0.0,
+                answers: int = 1) -> dict[float, list[list[tuple[list[str], float]]]]:
     """Decode source token sequences with a neural model (or ensemble) and a joint model combined.
 
     1. the neural beam's ``beam_size`` best (a ``ctc`` model: its one-pass output) and the joint
@@ -475,7 +475,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     best are the same sequence keeps that one candidate, unscored by the other model: the two
     models agree on most words, and scoring the rest of the joint n-best is most of the time.
 
-    With ``skip_joint_above`` ``q`` (in ``(0, 1]``, for one answer per source; 0: off), the network
+    With ``skip_joint_above`` ``q`` (in ``(0, 1]``; 0: off) and one answer per source (``answers``), the network
     runs first, and a source whose neural best has a geometric-mean token probability of at least
     ``q`` (``exp(log p / (tokens + 1))``, ``</s>`` counted) keeps that answer without the joint
     model's search, scored ``(1 - w) log p``. Only a decoder whose beam reports its own ``log p``
@@ -487,6 +487,8 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
         decoder: a :class:`~biseq.transducer.Transducer` or :class:`~biseq.ensemble.Ensemble` that
             can generate left to right.
         sources: source token sequences (characters: they are joined into the joint model's words).
+        answers: how many candidates per source the caller keeps; ``skip_joint_above`` applies only
+            when it is 1 (a skipped source has one candidate).
 
     Returns:
         ``{w: per source [(target tokens, score), ...] best first}``.
@@ -497,7 +499,7 @@ def joint_nbest(decoder, joint_model: JointModel, sources: Sequence[Sequence[str
     ids = decoder.encode_sources(sources)
     words = ["".join(s) for s in sources]
     ctc = getattr(getattr(decoder, "model", None), "objective", "") == "ctc"
-    if skip_joint_above > 0 and not ctc and not getattr(decoder, "rescores", False):
+    if skip_joint_above > 0 and answers == 1 and not ctc and not getattr(decoder, "rescores", False):
         neural, known, listed = _gated(decoder, joint_model, ids, words, gate=skip_joint_above, beam_size=beam_size,
                                        length_penalty=length_penalty, joint_nbest_size=joint_nbest_size,
                                        joint_beam=joint_beam)

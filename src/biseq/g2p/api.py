@@ -242,7 +242,7 @@ def _decode(decoder, joint, config: SystemConfig, sources: list[tuple[str, ...]]
             ranked = joint_nbest(decoder, joint, sources, weights=[config.joint_weight], beam_size=beam,
                                  joint_nbest_size=config.joint_nbest, length_penalty=config.length_penalty,
                                  settle_agreement=nbest == 1,
-                                 skip_joint_above=config.skip_joint_above if nbest == 1 else 0.0)[config.joint_weight]
+                                 skip_joint_above=config.skip_joint_above, answers=nbest)[config.joint_weight]
             return [[(decoder.target_text(tokens), score) for tokens, score in hyps[:nbest]] for hyps in ranked]
         ids = decoder.encode_sources(sources)
         if beam == 1 and hasattr(decoder, "predict_ids") and not getattr(decoder, "rescores", False):
