@@ -3,7 +3,7 @@
 # (1/8 of the training words, by seeded hash) with beam 5 and the average of the last epochs, and a
 # test file when one is given. Resumes from the last checkpoint when run again (an interrupted run
 # with the time it had left; TIME_LIMIT=minutes, for the whole run, trains a finished run further).
-#   [TIME_LIMIT=120] [JOINT_WEIGHTS=0,0.5] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|ensemble|p2g|distill [TEST_FILE]
+#   [TIME_LIMIT=120] [JOINT_WEIGHTS=0,0.5] benchmarks/g2p_cmudict/run.sh quick|main|main-pair|main-two|ensemble|p2g|distill [TEST_FILE]
 # distill: main (teacher, with the joint model) labels out-of-dictionary English words; main-distill.toml
 # trains on the training file plus those (about 3 hours in all; the word list: apt-get install wamerican-large).
 # p2g: the other direction, phoneme-to-grapheme (spelling from pronunciation), quick.toml's model and budget
@@ -12,6 +12,8 @@
 # cores, and scores the two together: one beam over the mean of their distributions. Each trains at
 # ~0.85x the speed of one alone on the Intel machine but ~0.6x on the AMD one, where `main` alone
 # scores better (22.17 against 22.72: README).
+# main-two trains main.toml and main-seed2.toml (another training seed) one after the other and scores the two
+# together, with the joint-sequence model (TIME_LIMIT=55: about 2 hours in all).
 # Every recipe scores on dev both its best epochs and the averages of their last 5 epochs (with few
 # epochs the last ones can score better: README), and scores TEST_FILE with whichever is better on dev.
 # Then a joint-sequence (Phonetisaurus n-gram) model is trained on the same training split
@@ -107,6 +109,7 @@ score_together() {  # score_together CONFIG...: one beam over the mean of the mo
 jobs=1
 case "$recipe" in
   main-pair) members=(main main-b) jobs=2 ;;
+  main-two) members=(main main-seed2) ;;
   ensemble) members=(ensemble-lstm ensemble-feed ensemble-nols ensemble-gru) ;;
   *) members=() ;;
 esac
