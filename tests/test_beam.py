@@ -33,10 +33,10 @@ def tricky_table():
     return table
 
 
-def run(step, *, batch=1, beam=3, length=4, alpha=0.0):
+def run(step, *, batch=1, beam=3, length=4, alpha=0.0, settle=0):
     dummy = ops.zeros((batch * beam, 1))
     seqs, scores, logps = beam_search(step, dummy, batch_size=batch, beam_size=beam, max_length=length,
-                                      vocab_size=V, length_penalty=alpha)
+                                      vocab_size=V, length_penalty=alpha, settle=settle)
     return ops.convert_to_numpy(seqs), ops.convert_to_numpy(scores), ops.convert_to_numpy(logps)
 
 
@@ -59,6 +59,45 @@ def test_nbest_is_sorted_and_distinct_and_keeps_finished():
     assert as_tuples[2][:3] == (A, C, EOS_ID)
     np.testing.assert_allclose(np.exp(scores[0]), [0.4, 0.21, 0.18], rtol=1e-5)
     assert (seqs[0, 0, 2:] == 0).all()  # padding after </s>
+
+
+def test_settling_one_answer_stops_early_and_keeps_the_full_search_best():
+    """``settle=1``: the loop stops once the best is final, here at step 2 while the full search (three
+    finished hypotheses wanted, the others never end) runs every step; the best is the same."""
+    table = np.zeros((V, V), "float32")
+    table[BOS_ID, [A, B_]] = [0.9, 0.1]
+    table[A, EOS_ID] = 1.0  # A </s>: p 0.9, final at step 2
+    table[B_, B_] = 1.0  # B B B ...: never ends, p 0.1
+    for row in (EOS_ID, 0, 3, C):
+        table[row, EOS_ID] = 1.0
+    full = run(table_step(table), beam=3, length=6)
+    early = run(table_step(table), beam=3, length=6, settle=1)
+    assert full[0][0, 0].tolist() == early[0][0, 0].tolist() == [A, EOS_ID, 0, 0, 0, 0]
+    assert full[2][0, 0] == pytest.approx(early[2][0, 0]) == pytest.approx(np.log(0.9))
+    assert full[0][0, 1].tolist() == [B_] * 6  # the unfinished runner-up, as far as the loop went
+    assert early[0][0, 1].tolist() == [B_, B_, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="settle must be between 1 and the beam size 3"):
+        run(table_step(table), beam=3, settle=4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_settling_n_keeps_the_n_best_of_random_searches(seed):
+    """Random next-token tables over 3 rows: with ``settle=n`` the ``n`` best of every row (sequences,
+    scores) are those of the full search, whatever the length penalty."""
+    rng = np.random.default_rng(seed)
+    tables = rng.dirichlet(np.full(V, 0.5), size=(3, V)).astype("float32")  # one table per row
+    log_tables = ops.convert_to_tensor(np.log(tables + 1e-12).reshape(3 * V, V))
+    rows = ops.convert_to_tensor(np.repeat(np.arange(3), 4) * V)
+
+    def step(tokens, state):
+        return ops.take(log_tables, rows + tokens, axis=0), state
+
+    alpha = float(rng.uniform(0.0, 1.5))
+    full = run(step, batch=3, beam=4, length=7, alpha=alpha)
+    for n in (1, 2):
+        part = run(step, batch=3, beam=4, length=7, alpha=alpha, settle=n)
+        np.testing.assert_array_equal(part[0][:, :n], full[0][:, :n])
+        np.testing.assert_allclose(part[1][:, :n], full[1][:, :n], rtol=1e-5)
 
 
 def test_length_penalty_prefers_longer_when_alpha_is_high():

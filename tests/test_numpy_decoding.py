@@ -77,6 +77,23 @@ def test_beam_drops_settled_sources_and_keeps_the_full_search_results(tmp_path, 
                                rtol=1e-4, atol=1e-4)
 
 
+def test_one_answer_settles_sooner_with_the_full_search_best(tmp_path, monkeypatch):
+    """Asked for the best only, the NumPy beam drops a source once its best is final: fewer decoder rows,
+    the same best (ids, score, log p) as the full search, NumPy and compiled alike."""
+    fast, reference = saved_pair(tmp_path, seed=11, **CONFIGS[0])
+    rows = []
+    step = fast.model.step
+    monkeypatch.setattr(fast.model, "step", lambda tokens, *a: rows.append(len(tokens)) or step(tokens, *a))
+    full = fast.beam_nbest_ids(SOURCES, beam_size=4, nbest=4, length_penalty=0.8)
+    full_rows, rows[:] = sum(rows), []
+    best = fast.beam_nbest_ids(SOURCES, beam_size=4, nbest=1, length_penalty=0.8)
+    assert sum(rows) < full_rows
+    compiled = reference.beam_nbest_ids(SOURCES, beam_size=4, nbest=1, length_penalty=0.8)
+    assert [h[0][0] for h in best] == [h[0][0] for h in full] == [h[0][0] for h in compiled]
+    np.testing.assert_allclose([h[0][1:] for h in best], [h[0][1:] for h in full], rtol=1e-5)
+    np.testing.assert_allclose([h[0][1:] for h in best], [h[0][1:] for h in compiled], rtol=1e-4, atol=1e-4)
+
+
 def test_beam_of_one_is_greedy_when_ranked_by_log_p(tmp_path):
     fast, _ = saved_pair(tmp_path, seed=5, **CONFIGS[0])
     found = fast.beam_nbest_ids(SOURCES, beam_size=1, length_penalty=0.0)

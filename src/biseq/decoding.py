@@ -92,11 +92,11 @@ class ModelDecoding(ModelScoring):
         return self._search(("ctc", beam_size, nbest), lambda: CTCSearch(
             self.model, beam_size=beam_size, nbest=nbest, max_length=self.max_length))
 
-    def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0) -> BeamSearch:
-        """The compiled beam search for these settings."""
-        return self._search(("beam", beam_size, length_penalty, direction), lambda: BeamSearch(
+    def beam(self, beam_size: int, length_penalty: float = 1.0, direction: int = 0, settle: int = 0) -> BeamSearch:
+        """The compiled beam search for these settings (``settle``: see :func:`biseq.search.beam_search`)."""
+        return self._search(("beam", beam_size, length_penalty, direction, settle or beam_size), lambda: BeamSearch(
             self.model, beam_size=beam_size, length_penalty=length_penalty, max_length=self.max_length,
-            direction=direction))
+            direction=direction, settle=settle))
 
     def predict_nbest_ids(self, sources: Sequence[Sequence[int]], *, beam_size: int, nbest: int = 1,
                           length_penalty: float = 1.0, batch_size: int = 64, direction: int | None = None,
@@ -126,7 +126,7 @@ class ModelDecoding(ModelScoring):
         """
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
-        search = self.beam(beam_size, length_penalty, direction)
+        search = self.beam(beam_size, length_penalty, direction, settle=nbest)  # only the nbest need be final
 
         def run(batch):
             seqs, scores, logps = (np.asarray(x) for x in search.run(batch))

@@ -44,7 +44,7 @@ class EnsembleSearch(SearchModel):
 
     def __init__(self, models: Sequence[Seq2Seq], *, beam_size: int = 5, length_penalty: float = 1.0,
                  max_length: int = 0, source_maps: Sequence[np.ndarray | None] | None = None,
-                 target_maps: Sequence[np.ndarray | None] | None = None, **kwargs) -> None:
+                 target_maps: Sequence[np.ndarray | None] | None = None, settle: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         for model in models:
             check_generates(model, 0)
@@ -52,6 +52,7 @@ class EnsembleSearch(SearchModel):
         self.source_maps = list(source_maps or [None] * len(self.members))
         self.target_maps = list(target_maps or [None] * len(self.members))
         self.beam_size, self.length_penalty, self.max_length = beam_size, length_penalty, max_length
+        self.settle = settle
 
     def call(self, source):
         k = self.beam_size
@@ -73,7 +74,8 @@ class EnsembleSearch(SearchModel):
 
         return beam_search(step, tuple(s for _, s, _ in started), batch_size=batch, beam_size=k,
                            max_length=self.max_length or default_max_length(int(width)),
-                           vocab_size=started[0][0].vocab_size, length_penalty=self.length_penalty)
+                           vocab_size=started[0][0].vocab_size, length_penalty=self.length_penalty,
+                           settle=self.settle)
 
 
 class Ensemble:
@@ -103,13 +105,15 @@ class Ensemble:
         self.config, self.source_vocab, self.target_vocab = first.config, first.source_vocab, first.target_vocab
         self._searches: dict[tuple[int, float], EnsembleSearch] = {}
 
-    def search(self, beam_size: int, length_penalty: float = 1.0) -> EnsembleSearch:
-        key = (beam_size, length_penalty)
+    def search(self, beam_size: int, length_penalty: float = 1.0, settle: int = 0) -> EnsembleSearch:
+        """The compiled search for these settings (``settle``: see :func:`biseq.search.beam_search`)."""
+        key = (beam_size, length_penalty, settle or beam_size)
         if key not in self._searches:
             self._searches[key] = EnsembleSearch([t.model for t in self.members], beam_size=beam_size,
                                                  length_penalty=length_penalty,
                                                  max_length=self.config.train.max_decode_length,
-                                                 source_maps=self.maps["source"], target_maps=self.maps["target"])
+                                                 source_maps=self.maps["source"], target_maps=self.maps["target"],
+                                                 settle=settle)
         return self._searches[key]
 
     def encode_sources(self, sources):
@@ -137,7 +141,7 @@ class Ensemble:
         """Per source the ``nbest`` best ``(ids, score, log p)`` of the ensemble's beam, best first."""
         if not 1 <= nbest <= beam_size:
             raise ValueError(f"nbest must be between 1 and the beam size {beam_size}. Received: {nbest}")
-        search = self.search(beam_size, length_penalty)
+        search = self.search(beam_size, length_penalty, settle=nbest)  # only the nbest need be final
         in_order = self.members[0]._in_order
 
         def run(batch):

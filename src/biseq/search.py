@@ -163,7 +163,7 @@ def _reorder(tree, index):
 
 
 def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: int, vocab_size: int,
-                length_penalty: float = 1.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID):
+                length_penalty: float = 1.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID, settle: int = 0):
     """Batched beam search with length normalisation, as one ``keras.ops.while_loop``.
 
     Args:
@@ -171,6 +171,9 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
         state: the initial state, every tensor ``[N, ...]`` (each batch row repeated ``beam_size`` times).
         length_penalty: ``alpha``; a finished hypothesis scores ``log p / length ** alpha``
             (length counts ``</s>``); 0 ranks by ``log p``.
+        settle: how many of each row's best hypotheses must be final before the loop may stop
+            (``1 <= settle <= beam_size``; 0: all ``K``). With ``n`` the ``n`` best are exactly those of
+            the full search, the others may differ: a caller keeping one answer stops sooner.
 
     Returns:
         ``(sequences [B, K, L], scores [B, K], log_probs [B, K])``: the ``K = beam_size`` best
@@ -188,10 +191,14 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
 
     The loop stops once no alive hypothesis can enter any row's ``K`` best any more (its log p
     only falls, so its best possible score is its current log p at ``max_length``), or after
-    ``max_length`` steps: the result is that of running all steps. Then the alive hypotheses join
+    ``max_length`` steps (with ``settle`` ``n``: any row's ``n`` best), the result is that of running
+    all steps. Then the alive hypotheses join
     the finished pool too, so a row always has output.
     """
     b, k, v, length = batch_size, beam_size, vocab_size, max_length
+    settle = settle or k
+    if not 1 <= settle <= k:
+        raise ValueError(f"settle must be between 1 and the beam size {k}. Received: {settle}")
     positions = ops.arange(length, dtype="int32")
     offsets = (ops.arange(b, dtype="int32") * k)[:, None]  # [B, 1]
     alive_seq = ops.zeros((b, k, length), dtype="int32")
@@ -203,12 +210,13 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
     never = never_generated(v, bos_id=bos_id)
 
     # An alive hypothesis can at best end at max_length with its current log p (it only falls), so a
-    # row is settled once its K-th finished score reaches that bound: stopping then loses nothing.
+    # row is settled once its K-th (settle-th) finished score reaches that bound: stopping then loses
+    # nothing (of its settle best).
     best_denominator = max(float(length) ** length_penalty, 1.0)
 
     def running(t, tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp):
         bound = ops.max(alive_logp, axis=1) / best_denominator
-        return ops.logical_not(ops.all(ops.min(fin_score, axis=1) >= bound))
+        return ops.logical_not(ops.all(fin_score[:, settle - 1] >= bound))  # fin_score: best first
 
     def body(t, tokens, state, alive_seq, alive_logp, fin_seq, fin_score, fin_logp):
         log_probs, state = step_fn(tokens, state)
@@ -260,13 +268,13 @@ class BeamSearch(SearchModel):
     """
 
     def __init__(self, seq2seq: Seq2Seq, *, beam_size: int = 5, length_penalty: float = 1.0,
-                 max_length: int = 0, direction: int = 0, **kwargs) -> None:
+                 max_length: int = 0, direction: int = 0, settle: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         check_generates(seq2seq, direction)
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1. Received: {beam_size}")
         self.seq2seq, self.beam_size, self.direction = seq2seq, beam_size, direction
-        self.length_penalty, self.max_length = length_penalty, max_length
+        self.length_penalty, self.max_length, self.settle = length_penalty, max_length, settle
 
     def call(self, source):
         k = self.beam_size
@@ -279,7 +287,7 @@ class BeamSearch(SearchModel):
 
         return beam_search(step, state, batch_size=batch, beam_size=k,
                            max_length=self.max_length or default_max_length(int(width)),
-                           vocab_size=decoder.vocab_size, length_penalty=self.length_penalty)
+                           vocab_size=decoder.vocab_size, length_penalty=self.length_penalty, settle=self.settle)
 
 
 def picked_log_probs(logits, target):
