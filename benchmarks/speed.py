@@ -428,8 +428,9 @@ NOT_IDENTICAL = [
     "batch as it goes; each model is trained for the same steps from its own initialisation, so "
     "their output lengths differ (mean_output_tokens: compare decoding rates only when close)",
     "beam search: both rank finished hypotheses by log p / length (biseq length_penalty 1.0, "
-    "OpenNMT 'avg'); biseq ends a word when no alive hypothesis can beat its finished ones, "
-    "OpenNMT when its best hypothesis has ended",
+    "OpenNMT 'avg'), both asked for one answer; biseq ends a word when no alive hypothesis can beat "
+    "its best finished one (exact: the best of running every step), OpenNMT when its best hypothesis "
+    "has ended (runs 2026-12-06 and before: biseq waited for its 5 best)",
     "threads: torch on os.cpu_count() threads; JAX/XLA on its own default",
 ]
 
@@ -464,7 +465,8 @@ def run_biseq_main(args):
     source, _, _ = decode_words(args)
     max_length = default_max_length(source.shape[1])
     decode = {}
-    for name, search in (("greedy", GreedySearch(model)), ("beam5", BeamSearch(model, beam_size=5))):
+    # beam search asked for one answer (settle=1), as OpenNMT-py's n_best 1: a word ends once its best is final
+    for name, search in (("greedy", GreedySearch(model)), ("beam5", BeamSearch(model, beam_size=5, settle=1))):
         for batch in (1, DECODE_BATCH):
             decode[f"{name}_b{batch}"] = words_per_second(
                 search.predict_on_batch, source, batch=batch,
@@ -477,7 +479,8 @@ def run_biseq_main(args):
     fast = NumpySeq2Seq(config=mc, arrays=[np.asarray(w.numpy()) for w in model.weights])
     rows = [[int(t) for t in row if t] for row in source]
     for name, search in (("numpy_greedy", lambda part: greedy_ids(fast, part, steps=max_length)),
-                         ("numpy_beam5", lambda part: beam_ids(fast, part, beam_size=5, length=max_length))):
+                         ("numpy_beam5", lambda part: beam_ids(fast, part, beam_size=5, length=max_length,
+                                                                settle=1))):
         for batch in (1, DECODE_BATCH):
             decode[f"{name}_b{batch}"] = words_per_second(
                 search, rows, batch=batch, words=args.decode_words if batch > 1 else args.batch1_words)
