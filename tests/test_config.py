@@ -103,7 +103,10 @@ def test_benchmark_recipes_load():
     assert second == dataclasses.replace(main, train=dataclasses.replace(main.train, learning_rate=0.002))
     # every model a run.sh recipe trains together is a recipe file that loads
     groups = re.findall(r"^  ([a-z-]+)\) members=\(([^)]*)\)", (recipes / "run.sh").read_text(), flags=re.M)
-    assert [name for name, _ in groups] == ["main-pair", "ensemble"]
+    assert [name for name, _ in groups] == ["main-pair", "main-two", "ensemble"]
+    # run.sh main-two: main.toml and the same with another training seed (dev 20.10 with the joint model)
+    assert Config.load(recipes / "main-seed2.toml") == dataclasses.replace(main, train=dataclasses.replace(
+        main.train, seed=2))
     for _, group in groups:
         for member in group.split():
             Config.load(recipes / f"{member}.toml")
