@@ -103,7 +103,7 @@ class Ensemble:
                 self.maps[side].append(None if mine == theirs else np.array([own[x] for x in mine], np.int32))
         self.members = list(transducers)
         self.config, self.source_vocab, self.target_vocab = first.config, first.source_vocab, first.target_vocab
-        self._searches: dict[tuple[int, float], EnsembleSearch] = {}
+        self._searches: dict[tuple[int, float, int], EnsembleSearch] = {}
 
     def search(self, beam_size: int, length_penalty: float = 1.0, settle: int = 0) -> EnsembleSearch:
         """The compiled search for these settings (``settle``: see :func:`biseq.search.beam_search`)."""

@@ -114,7 +114,7 @@ def greedy_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, steps: 
 
 
 def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int, length: int,
-             length_penalty: float = 1.0, cache: EncoderCache | None = None, settle: int | None = None
+             length_penalty: float = 1.0, cache: EncoderCache | None = None, settle: int = 0
              ) -> list[list[tuple[list[int], float, float]]]:
     """Beam search as :func:`biseq.search.beam_search` over at most ``length`` steps: per source the
     ``beam_size`` best ``(ids, score, log p)``, best first.
@@ -123,7 +123,7 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
     longer be beaten (the rule that stops :func:`~biseq.search.beam_search` once it holds for every
     source; an alive hypothesis's log p only falls, so nothing it would still find could enter its
     ``K`` best), and the attention memory, the same for a source's ``K`` beams, is never reordered.
-    With ``settle`` ``n`` (``1 <= n <= K``; default ``K``) a source leaves once its ``n`` best are
+    With ``settle`` ``n`` (``1 <= n <= K``; 0: ``K``) a source leaves once its ``n`` best are
     settled: those ``n`` are still exactly the full search's, the rest of its list may differ.
     """
     b, k, v = len(sources), beam_size, model.vocab_size
@@ -137,7 +137,7 @@ def beam_ids(model: NumpySeq2Seq, sources: Sequence[Sequence[int]], *, beam_size
     tokens = np.full(b * k, BOS_ID)
     never = _never(v)
     best_denominator = max(float(length) ** length_penalty, 1.0)
-    settle = k if settle is None else settle
+    settle = settle or k
     if not 1 <= settle <= k:
         raise ValueError(f"settle must be between 1 and the beam size {k}. Received: {settle}")
     for t in range(length):

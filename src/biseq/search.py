@@ -189,11 +189,10 @@ def beam_search(step_fn, state, *, batch_size: int, beam_size: int, max_length: 
        candidates not ending, best ``K``, stay alive;
     4. the state (and so the attention context) is reordered by the chosen beams explicitly.
 
-    The loop stops once no alive hypothesis can enter any row's ``K`` best any more (its log p
-    only falls, so its best possible score is its current log p at ``max_length``), or after
-    ``max_length`` steps (with ``settle`` ``n``: any row's ``n`` best), the result is that of running
-    all steps. Then the alive hypotheses join
-    the finished pool too, so a row always has output.
+    The loop stops once no alive hypothesis can enter any row's ``K`` best (with ``settle`` ``n``:
+    its ``n`` best) any more (its log p only falls, so its best possible score is its current log p
+    at ``max_length``), or after ``max_length`` steps: the result is that of running all steps. Then
+    the alive hypotheses join the finished pool too, so a row always has output.
     """
     b, k, v, length = batch_size, beam_size, vocab_size, max_length
     settle = settle or k
