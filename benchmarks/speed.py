@@ -624,14 +624,11 @@ def child(name: str, args) -> None:
 def child_environment(name: str, allocator: str) -> dict[str, str]:
     """A biseq stack's environment: with ``allocator`` "auto", tcmalloc preloaded where ``biseq train`` would
     preload it (:mod:`biseq.allocator`); the other stacks (and "system") keep the default allocator."""
-    env = dict(os.environ)
-    if allocator == "auto" and name.startswith("biseq") and not env.get("LD_PRELOAD"):
-        from biseq.allocator import find_tcmalloc
+    if allocator == "auto" and name.startswith("biseq"):
+        from biseq.allocator import tcmalloc_environment
 
-        library = find_tcmalloc()
-        if library:
-            env["LD_PRELOAD"] = library
-    return env
+        return tcmalloc_environment() or dict(os.environ)
+    return dict(os.environ)
 
 
 def spawn(name: str, argv: list[str], *, allocator: str = "system"):

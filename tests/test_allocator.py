@@ -82,3 +82,10 @@ def test_biseq_train_runs_under_tcmalloc_and_says_so(tmp_path):
 
     assert train("run").endswith("; memory allocator: tcmalloc")
     assert "allocator" not in train("run2", **{allocator.SWITCH: "system"})
+
+
+def test_the_environment_names_tcmalloc_only_where_train_would_preload_it():
+    assert allocator.tcmalloc_environment({"HOME": "/h"}, library="/lib/libtc.so") == {
+        "HOME": "/h", "LD_PRELOAD": "/lib/libtc.so"}
+    assert allocator.tcmalloc_environment({allocator.SWITCH: "system"}, library="/lib/libtc.so") is None
+    assert allocator.tcmalloc_environment({"LD_PRELOAD": "/x.so"}, library="/lib/libtc.so") is None

@@ -38,22 +38,26 @@ def find_tcmalloc(directories: Sequence[str] = DIRECTORIES) -> str | None:
     return None
 
 
-def restart_under_tcmalloc(argv: Sequence[str], *, environ: dict[str, str] | None = None,
-                           library: str | None = None) -> None:
-    """Replace this process by ``python -m biseq.cli ARGV`` with tcmalloc preloaded, when it applies.
-
-    Returns (doing nothing) when ``BISEQ_ALLOCATOR=system``, ``LD_PRELOAD`` is already set, the
-    platform is not Linux, or no tcmalloc library is found; otherwise does not return.
-    """
+def tcmalloc_environment(environ: dict[str, str] | None = None, *, library: str | None = None) -> dict[str, str] | None:
+    """``environ`` (default: this process's) with ``LD_PRELOAD`` naming tcmalloc, or ``None`` when it does not
+    apply: ``BISEQ_ALLOCATOR=system``, ``LD_PRELOAD`` already set, not Linux, or no tcmalloc library found."""
     environ = dict(os.environ if environ is None else environ)
     if sys.platform != "linux" or environ.get(SWITCH, "") == "system" or environ.get("LD_PRELOAD"):
-        return
+        return None
     library = library or find_tcmalloc()
-    if library is None:
+    return None if library is None else {**environ, "LD_PRELOAD": library}
+
+
+def restart_under_tcmalloc(argv: Sequence[str], *, environ: dict[str, str] | None = None,
+                           library: str | None = None) -> None:
+    """Replace this process by ``python -m biseq.cli ARGV`` with tcmalloc preloaded, when it applies
+    (:func:`tcmalloc_environment`); otherwise return, doing nothing."""
+    preloaded = tcmalloc_environment(environ, library=library)
+    if preloaded is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "biseq.cli", *argv], {**environ, "LD_PRELOAD": library})
+    os.execve(sys.executable, [sys.executable, "-m", "biseq.cli", *argv], preloaded)
 
 
 def allocator_name() -> str:

@@ -60,14 +60,15 @@ class EnsembleSearch(SearchModel):
         started = [start_decoding(m, source if smap is None else ops.take(ops.convert_to_tensor(smap), source),
                                   repeat=k) for m, smap in zip(self.members, self.source_maps, strict=True)]
         log_n = math.log(len(self.members))
+        target_maps = [None if tmap is None else ops.convert_to_tensor(tmap) for tmap in self.target_maps]
 
         def step(tokens, states):
             new_states, log_probs = [], []
-            for (decoder, _, bundle), state, tmap in zip(started, states, self.target_maps, strict=True):
-                own = tokens if tmap is None else ops.take(ops.convert_to_tensor(tmap), tokens)
+            for (decoder, _, bundle), state, tmap in zip(started, states, target_maps, strict=True):
+                own = tokens if tmap is None else ops.take(tmap, tokens)
                 logits, state = decoder.step(own, state, bundle)
                 logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-                log_probs.append(logp if tmap is None else ops.take(logp, ops.convert_to_tensor(tmap), axis=-1))
+                log_probs.append(logp if tmap is None else ops.take(logp, tmap, axis=-1))
                 new_states.append(state)
             mean = ops.logsumexp(ops.stack(log_probs), axis=0) - log_n
             return mean, tuple(new_states)
